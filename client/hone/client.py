@@ -1,0 +1,341 @@
+"""`Client` and `AsyncClient`: honed's API over httpx, returning the wire types from hone.types.
+
+Each resource method describes its request once (a `Call`); the sync client executes it and returns the value,
+the async client executes it and returns an awaitable. Streams (chat chunks, job events) are parsed from SSE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from hone.types import (
+    TERMINAL_STATUSES,
+    ChatCompletion,
+    ChatCompletionChunk,
+    FileDeleted,
+    FileList,
+    FileObject,
+    FineTuningJob,
+    FineTuningJobList,
+    JobCheckpointList,
+    JobEvent,
+    JobEventList,
+    ModelList,
+)
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8421"
+
+
+class HoneError(Exception):
+    """An error answer from honed (OpenAI's error shape), or no answer at all (status 0)."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Call(msgspec.Struct, frozen=True):
+    method: str
+    path: str
+    result: Any = None
+    """The wire type to decode the JSON answer into; None returns the decoded JSON, bytes the raw body."""
+    json: Any = None
+    params: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        error = response.json()["error"]
+        raise HoneError(response.status_code, error["message"], error.get("param"), error.get("code"))
+    except (ValueError, KeyError, TypeError):
+        raise HoneError(response.status_code, f"HTTP {response.status_code}: {response.text[:200]}") from None
+
+
+def _decode(call: Call, response: httpx.Response) -> Any:
+    _raise_for(response)
+    if call.result is bytes:
+        return response.content
+    if call.result is None:
+        return response.json()
+    return msgspec.json.decode(response.content, type=call.result)
+
+
+def _request_args(call: Call) -> dict[str, Any]:
+    args: dict[str, Any] = {"params": {k: v for k, v in (call.params or {}).items() if v is not None}}
+    if call.json is not None:
+        args["content"] = msgspec.json.encode(call.json)
+        args["headers"] = {"Content-Type": "application/json"}
+    if call.files is not None:
+        args["files"], args["data"] = call.files, call.data
+    return args
+
+
+class SSEParser:
+    """Feed SSE lines one at a time; a blank line completes an (event type, data) message."""
+
+    def __init__(self) -> None:
+        self.event: str | None = None
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str | None, str] | None:
+        if line == "":
+            message = (self.event, "\n".join(self.data)) if self.data else None
+            self.event, self.data = None, []
+            return message
+        if line.startswith("data:"):
+            self.data.append(line[5:].removeprefix(" "))
+        elif line.startswith("event:"):
+            self.event = line[6:].strip()
+        return None
+
+
+def _sse_data(lines: Iterator[str]) -> Iterator[tuple[str | None, str]]:
+    parser = SSEParser()
+    for line in lines:
+        if (message := parser.feed(line)) is not None:
+            yield message
+
+
+def _omit_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# -------------------------------------------------------------------------------------- resources
+
+
+class Files:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def create(self, file: str | Path | bytes, purpose: str = "fine-tune", filename: str | None = None) -> Any:
+        if isinstance(file, (str, Path)):
+            filename = filename or Path(file).name
+            content = Path(file).read_bytes()
+        else:
+            content = file
+        return self._execute(Call("POST", "/v1/files", FileObject,
+                                  files={"file": (filename or "data.jsonl", content)}, data={"purpose": purpose}))
+
+    def list(self, purpose: str | None = None) -> Any:
+        return self._execute(Call("GET", "/v1/files", FileList, params={"purpose": purpose}))
+
+    def retrieve(self, file_id: str) -> Any:
+        return self._execute(Call("GET", f"/v1/files/{file_id}", FileObject))
+
+    def delete(self, file_id: str) -> Any:
+        return self._execute(Call("DELETE", f"/v1/files/{file_id}", FileDeleted))
+
+    def content(self, file_id: str) -> Any:
+        return self._execute(Call("GET", f"/v1/files/{file_id}/content", bytes))
+
+
+class Jobs:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def create(self, *, model: str, training_file: str, validation_file: str | None = None,
+               hyperparameters: dict[str, Any] | None = None, suffix: str | None = None, seed: int | None = None,
+               honed: dict[str, Any] | None = None, **extra: Any) -> Any:
+        body = _omit_none({"model": model, "training_file": training_file, "validation_file": validation_file,
+                           "hyperparameters": hyperparameters, "suffix": suffix, "seed": seed, "honed": honed,
+                           **extra})
+        return self._execute(Call("POST", "/v1/fine_tuning/jobs", FineTuningJob, json=body))
+
+    def list(self, after: str | None = None, limit: int | None = None) -> Any:
+        return self._execute(Call("GET", "/v1/fine_tuning/jobs", FineTuningJobList,
+                                  params={"after": after, "limit": limit}))
+
+    def retrieve(self, job_id: str) -> Any:
+        return self._execute(Call("GET", f"/v1/fine_tuning/jobs/{job_id}", FineTuningJob))
+
+    def cancel(self, job_id: str) -> Any:
+        return self._execute(Call("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel", FineTuningJob))
+
+    def list_events(self, job_id: str, after: str | None = None, limit: int | None = None) -> Any:
+        return self._execute(Call("GET", f"/v1/fine_tuning/jobs/{job_id}/events", JobEventList,
+                                  params={"after": after, "limit": limit}))
+
+    def checkpoints(self, job_id: str) -> Any:
+        return self._execute(Call("GET", f"/v1/fine_tuning/jobs/{job_id}/checkpoints", JobCheckpointList))
+
+
+class ChatCompletions:
+    def __init__(self, execute: Callable[[Call], Any], stream: Callable[[Call], Any]) -> None:
+        self._execute, self._stream = execute, stream
+
+    def create(self, *, model: str, messages: list[dict[str, Any]], stream: bool = False, **params: Any) -> Any:
+        body = _omit_none({"model": model, "messages": messages, "stream": stream, **params})
+        call = Call("POST", "/v1/chat/completions", ChatCompletionChunk if stream else ChatCompletion, json=body)
+        return self._stream(call) if stream else self._execute(call)
+
+
+class Models:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def list(self) -> Any:
+        return self._execute(Call("GET", "/v1/models", ModelList))
+
+
+class _Namespace:
+    def __init__(self, **members: Any) -> None:
+        self.__dict__.update(members)
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    key = api_key if api_key is not None else os.environ.get("HONED_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _base_url(base_url: str | None) -> str:
+    return (base_url or os.environ.get("HONED_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
+# ----------------------------------------------------------------------------------------- clients
+
+
+class Client:
+    """Synchronous client: `Client().fine_tuning.jobs.create(model=..., training_file=...)`."""
+
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0) -> None:
+        self.base_url = _base_url(base_url)
+        self._http = httpx.Client(base_url=self.base_url, headers=_headers(api_key), timeout=timeout)
+        self.files = Files(self._execute)
+        self.fine_tuning = _Namespace(jobs=Jobs(self._execute))
+        self.fine_tuning.jobs.stream = self._stream_job_events
+        self.fine_tuning.jobs.wait = self._wait
+        self.chat = _Namespace(completions=ChatCompletions(self._execute, self._stream_chunks))
+        self.models = Models(self._execute)
+
+    def _execute(self, call: Call) -> Any:
+        try:
+            response = self._http.request(call.method, call.path, **_request_args(call))
+        except httpx.TransportError as exc:
+            raise HoneError(0, f"cannot reach honed at {self.base_url} ({exc}); is `honed serve` running?") from None
+        return _decode(call, response)
+
+    def _stream_chunks(self, call: Call) -> Iterator[ChatCompletionChunk]:
+        with self._http.stream(call.method, call.path, **_request_args(call)) as response:
+            if not response.is_success:
+                response.read()
+                _raise_for(response)
+            for _, data in _sse_data(response.iter_lines()):
+                if data == "[DONE]":
+                    return
+                payload = json.loads(data)
+                if "error" in payload:
+                    raise HoneError(500, payload["error"]["message"])
+                yield msgspec.convert(payload, ChatCompletionChunk)
+
+    def _stream_job_events(self, job_id: str, after_seq: int = 0) -> Iterator[JobEvent]:
+        """Live events of a job, oldest first, until it ends (reconnects from the last seen seq)."""
+        while True:
+            try:
+                with self._http.stream("GET", f"/v1/fine_tuning/jobs/{job_id}/events",
+                                       params={"stream": "true"},
+                                       headers={"Last-Event-ID": str(after_seq)}, timeout=None) as response:
+                    if not response.is_success:
+                        response.read()
+                        _raise_for(response)
+                    for event_type, data in _sse_data(response.iter_lines()):
+                        if event_type == "done":
+                            return
+                        event = msgspec.json.decode(data, type=JobEvent)
+                        after_seq = event.seq
+                        yield event
+                    return
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                time.sleep(0.5)  # the daemon restarted or the connection dropped: pick up where we were
+
+    def _wait(self, job_id: str, poll: float = 1.0, timeout: float | None = None) -> FineTuningJob:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.fine_tuning.jobs.retrieve(job_id)
+            if job.status in TERMINAL_STATUSES:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
+            time.sleep(poll)
+
+    def health(self) -> dict[str, Any]:
+        return self._execute(Call("GET", "/healthz"))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """Asynchronous client with the same resources: `await AsyncClient().files.list()`."""
+
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0) -> None:
+        self.base_url = _base_url(base_url)
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=_headers(api_key), timeout=timeout)
+        self.files = Files(self._execute)
+        self.fine_tuning = _Namespace(jobs=Jobs(self._execute))
+        self.fine_tuning.jobs.stream = self._stream_job_events
+        self.chat = _Namespace(completions=ChatCompletions(self._execute, self._stream_chunks))
+        self.models = Models(self._execute)
+
+    async def _execute(self, call: Call) -> Any:
+        try:
+            response = await self._http.request(call.method, call.path, **_request_args(call))
+        except httpx.TransportError as exc:
+            raise HoneError(0, f"cannot reach honed at {self.base_url} ({exc}); is `honed serve` running?") from None
+        return _decode(call, response)
+
+    async def _lines(self, call: Call, headers: dict[str, str] | None = None) -> AsyncIterator[tuple[str | None, str]]:
+        async with self._http.stream(call.method, call.path, headers=headers, timeout=None,
+                                     **_request_args(call)) as response:
+            if not response.is_success:
+                await response.aread()
+                _raise_for(response)
+            parser = SSEParser()
+            async for line in response.aiter_lines():
+                if (message := parser.feed(line)) is not None:
+                    yield message
+
+    async def _stream_chunks(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+        async for _, data in self._lines(call):
+            if data == "[DONE]":
+                return
+            payload = json.loads(data)
+            if "error" in payload:
+                raise HoneError(500, payload["error"]["message"])
+            yield msgspec.convert(payload, ChatCompletionChunk)
+
+    async def _stream_job_events(self, job_id: str, after_seq: int = 0) -> AsyncIterator[JobEvent]:
+        call = Call("GET", f"/v1/fine_tuning/jobs/{job_id}/events", params={"stream": "true"})
+        async for event_type, data in self._lines(call, headers={"Last-Event-ID": str(after_seq)}):
+            if event_type == "done":
+                return
+            yield msgspec.json.decode(data, type=JobEvent)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

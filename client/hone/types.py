@@ -1,0 +1,309 @@
+"""Wire types shared by the daemon and the SDK.
+
+These are the shapes that cross HTTP. They follow OpenAI's objects field for field where OpenAI has one
+(files, fine-tuning jobs, events, checkpoints, chat completions), so the official `openai` SDK parses them;
+honed's own options travel in a namespaced `honed` object (the SDK's `extra_body`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled", "paused"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+class ErrorBody(msgspec.Struct):
+    message: str
+    type: str = "invalid_request_error"
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(msgspec.Struct):
+    error: ErrorBody
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+class FileObject(msgspec.Struct):
+    id: str
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    object: str = "file"
+    status: str = "processed"
+    status_details: str | None = None
+    expires_at: int | None = None
+
+
+class FileList(msgspec.Struct):
+    data: list[FileObject]
+    object: str = "list"
+    has_more: bool = False
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class FileDeleted(msgspec.Struct):
+    id: str
+    deleted: bool = True
+    object: str = "file"
+
+
+# ---------------------------------------------------------------------------------------- fine-tuning
+
+
+class Hyperparameters(msgspec.Struct):
+    """OpenAI's hyperparameters: each may be "auto" on create; the job reports the resolved values."""
+
+    n_epochs: int | Literal["auto"] = "auto"
+    batch_size: int | Literal["auto"] = "auto"
+    learning_rate_multiplier: float | Literal["auto"] = "auto"
+
+
+class SupervisedMethod(msgspec.Struct):
+    hyperparameters: Hyperparameters | None = None
+
+
+class Method(msgspec.Struct):
+    type: Literal["supervised"] = "supervised"
+    supervised: SupervisedMethod | None = None
+
+
+class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
+    """honed's own job options (sent as `extra_body={"honed": {...}}` from the openai SDK)."""
+
+    adapter: Literal["lora", "full"] = "lora"
+    """What is trained: a LoRA adapter on frozen base weights, or every weight."""
+    lora_rank: int = 16
+    lora_alpha: float | None = None
+    """Scaling numerator; None means 2 x rank."""
+    lora_dropout: float = 0.05
+    target_modules: list[str] | None = None
+    """Module names for LoRA; None means every linear layer of the transformer blocks."""
+    learning_rate: float | None = None
+    """An absolute learning rate; overrides OpenAI's learning_rate_multiplier when set."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps even if epochs remain."""
+    checkpoint_interval: int = 50
+    """Save a resumable checkpoint every this many steps (and always at the end)."""
+    max_seq_len: int = 512
+    """Longer examples are cut to this many tokens (the cut is reported as a warning event)."""
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    engine: Literal["auto", "torch"] = "auto"
+
+
+class FineTuneCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /v1/fine_tuning/jobs."""
+
+    model: str
+    training_file: str
+    validation_file: str | None = None
+    hyperparameters: Hyperparameters | None = None
+    method: Method | None = None
+    suffix: str | None = None
+    seed: int | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[dict[str, Any]] | None = None
+    honed: HonedOptions | None = None
+
+
+class JobError(msgspec.Struct):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class ResolvedHyperparameters(msgspec.Struct):
+    n_epochs: int
+    batch_size: int
+    learning_rate_multiplier: float
+
+
+class ResolvedMethod(msgspec.Struct):
+    type: str
+    supervised: dict[str, Any]
+
+
+class FineTuningJob(msgspec.Struct):
+    id: str
+    created_at: int
+    model: str
+    status: str
+    training_file: str
+    hyperparameters: ResolvedHyperparameters
+    seed: int
+    object: str = "fine_tuning.job"
+    validation_file: str | None = None
+    fine_tuned_model: str | None = None
+    finished_at: int | None = None
+    error: JobError | None = None
+    organization_id: str = "honed-local"
+    result_files: list[str] = []
+    trained_tokens: int | None = None
+    estimated_finish: int | None = None
+    integrations: list[dict[str, Any]] | None = None
+    metadata: dict[str, str] | None = None
+    method: ResolvedMethod | None = None
+    user_provided_suffix: str | None = None
+    honed: dict[str, Any] | None = None
+
+
+class FineTuningJobList(msgspec.Struct):
+    data: list[FineTuningJob]
+    has_more: bool
+    object: str = "list"
+
+
+class JobEvent(msgspec.Struct):
+    """One thing a job told the world: OpenAI's event shape plus honed's `seq` (the SSE id)."""
+
+    id: str
+    created_at: int
+    level: str
+    message: str
+    type: str
+    data: dict[str, Any] | None
+    seq: int
+    object: str = "fine_tuning.job.event"
+
+
+class JobEventList(msgspec.Struct):
+    data: list[JobEvent]
+    has_more: bool
+    object: str = "list"
+
+
+class CheckpointMetrics(msgspec.Struct):
+    step: float | None = None
+    train_loss: float | None = None
+    train_mean_token_accuracy: float | None = None
+    valid_loss: float | None = None
+    valid_mean_token_accuracy: float | None = None
+    full_valid_loss: float | None = None
+    full_valid_mean_token_accuracy: float | None = None
+
+
+class JobCheckpoint(msgspec.Struct):
+    id: str
+    created_at: int
+    fine_tuned_model_checkpoint: str
+    fine_tuning_job_id: str
+    metrics: CheckpointMetrics
+    step_number: int
+    object: str = "fine_tuning.job.checkpoint"
+
+
+class JobCheckpointList(msgspec.Struct):
+    data: list[JobCheckpoint]
+    has_more: bool
+    object: str = "list"
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- chat
+
+
+class ChatMessage(msgspec.Struct, omit_defaults=True):
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: bool = False
+
+
+class ChatCompletionCreate(msgspec.Struct):
+    model: str
+    messages: list[ChatMessage]
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(msgspec.Struct):
+    content: str | None
+    role: str = "assistant"
+    refusal: str | None = None
+
+
+class ChatChoice(msgspec.Struct):
+    index: int
+    message: AssistantMessage
+    finish_reason: str
+    logprobs: dict[str, Any] | None = None
+
+
+class ChatCompletion(msgspec.Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    object: str = "chat.completion"
+    system_fingerprint: str | None = None
+
+
+class ChunkDelta(msgspec.Struct, omit_defaults=True):
+    role: str | None = None
+    content: str | None = None
+
+
+class ChunkChoice(msgspec.Struct):
+    index: int
+    delta: ChunkDelta
+    finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None
+
+
+class ChatCompletionChunk(msgspec.Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    object: str = "chat.completion.chunk"
+    system_fingerprint: str | None = None
+    usage: Usage | None = None
+
+
+# -------------------------------------------------------------------------------------------- models
+
+
+class ModelObject(msgspec.Struct):
+    id: str
+    created: int
+    owned_by: str
+    object: str = "model"
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelObject]
+    object: str = "list"

@@ -1,0 +1,114 @@
+"""/v1/files: training data in, validated at upload and stored by content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
+
+from hone.types import FileDeleted, FileList, FileObject
+from honed.api.common import new_id, services
+from honed.data.jsonl import validate_file
+from honed.errors import Conflict, InvalidRequest, PayloadTooLarge
+from honed.jobs.store import FileRow
+
+PURPOSES = ("fine-tune",)
+CHUNK = 1024 * 1024
+
+
+def file_object(row: FileRow) -> FileObject:
+    return FileObject(id=row.id, bytes=row.bytes, created_at=row.created_at, filename=row.filename,
+                      purpose=row.purpose)
+
+
+async def _spool(upload: UploadFile, directory: Path, limit: int) -> tuple[Path, str, int]:
+    """Copy an upload to a temp file beside the store, hashing as it goes; refuse past `limit` bytes."""
+    digest, size = hashlib.sha256(), 0
+    fd, temp_name = tempfile.mkstemp(prefix=".upload-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := await upload.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the file is larger than the upload limit of {limit:,} bytes "
+                                          "(HONED_MAX_UPLOAD_BYTES)", param="file")
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        os.unlink(temp_name)
+        raise
+    return Path(temp_name), digest.hexdigest(), size
+
+
+def _count_examples(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return validate_file(handle)
+
+
+class FilesController(Controller):
+    path = "/v1/files"
+
+    @post("/", status_code=200)
+    async def upload(self, request: Request) -> FileObject:
+        svc = services(request)
+        form = await request.form()
+        purpose = form.get("purpose")
+        upload = form.get("file")
+        if purpose not in PURPOSES:
+            raise InvalidRequest(f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}", param="purpose")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("send the data as a multipart form field named 'file'", param="file")
+        filename = Path(upload.filename or "upload.jsonl").name  # never a path: only the last component
+        temp, sha256, size = await _spool(upload, svc.settings.files_dir, svc.settings.max_upload_bytes)
+        try:
+            examples = await anyio.to_thread.run_sync(_count_examples, temp)
+            blob = svc.settings.files_dir / sha256
+            if blob.exists():
+                temp.unlink()
+            else:
+                os.replace(temp, blob)  # the blob appears whole or not at all
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        row = FileRow(id=new_id("file"), filename=filename, purpose=purpose, bytes=size, sha256=sha256,
+                      path=str(blob.relative_to(svc.settings.home)), created_at=int(time.time()),
+                      examples=examples)
+        svc.store.add_file(row)
+        return file_object(row)
+
+    @get("/")
+    async def list_files(self, request: Request, purpose: str | None = None) -> FileList:
+        rows = services(request).store.list_files(purpose)
+        data = [file_object(r) for r in rows]
+        return FileList(data=data, first_id=data[0].id if data else None, last_id=data[-1].id if data else None)
+
+    @get("/{file_id:str}")
+    async def retrieve(self, request: Request, file_id: str) -> FileObject:
+        return file_object(services(request).store.get_file(file_id))
+
+    @delete("/{file_id:str}", status_code=200)
+    async def remove(self, request: Request, file_id: str) -> FileDeleted:
+        svc = services(request)
+        svc.store.get_file(file_id)
+        users = svc.store.jobs_using_file(file_id, {"validating_files", "queued", "running", "paused"})
+        if users:
+            raise Conflict(f"file {file_id} is used by unfinished job(s) {', '.join(users)}; cancel them or wait "
+                           "until they finish", param="file_id")
+        row, orphaned = svc.store.delete_file(file_id)
+        if orphaned:
+            (svc.settings.home / row.path).unlink(missing_ok=True)
+        return FileDeleted(id=file_id)
+
+    @get("/{file_id:str}/content")
+    async def content(self, request: Request, file_id: str) -> Response[bytes]:
+        svc = services(request)
+        row = svc.store.get_file(file_id)
+        data = (svc.settings.home / row.path).read_bytes()
+        return Response(data, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{row.filename}"'})

@@ -1,0 +1,170 @@
+"""/v1/fine_tuning/jobs: create, list, get, cancel, events (list and live SSE), checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from hone.types import (
+    TERMINAL_STATUSES,
+    CheckpointMetrics,
+    FineTuneCreate,
+    FineTuningJob,
+    FineTuningJobList,
+    JobCheckpoint,
+    JobCheckpointList,
+    JobError,
+    JobEvent,
+    JobEventList,
+    ResolvedHyperparameters,
+    ResolvedMethod,
+)
+from honed.api.common import decode_body, limit_param, new_id, services
+from honed.errors import Conflict, InvalidRequest, NotFound
+from honed.jobs.spec import resolve_spec
+from honed.jobs.store import EventRow, JobRow
+
+EVENT_POLL_SECONDS = 0.05
+KEEPALIVE_SECONDS = 15.0
+
+
+def job_object(row: JobRow) -> FineTuningJob:
+    spec = row.spec
+    hyper = ResolvedHyperparameters(spec["n_epochs"], spec["batch_size"], spec["learning_rate_multiplier"])
+    error = JobError(**row.error) if row.error else None
+    result_files = []
+    return FineTuningJob(
+        id=row.id, created_at=row.created_at, model=spec["model"], status=row.status,
+        training_file=spec["training_file"], validation_file=spec["validation_file"], hyperparameters=hyper,
+        seed=spec["seed"], fine_tuned_model=row.fine_tuned_model, finished_at=row.finished_at, error=error,
+        result_files=result_files, trained_tokens=row.trained_tokens, estimated_finish=row.estimated_finish,
+        metadata=spec.get("metadata"), user_provided_suffix=spec.get("suffix"),
+        method=ResolvedMethod("supervised", {"hyperparameters": msgspec.to_builtins(hyper)}),
+        honed={**spec["options"], "learning_rate": spec["learning_rate"], "result": row.result},
+    )
+
+
+def event_object(row: EventRow) -> JobEvent:
+    return JobEvent(id=f"ftevent-{row.seq}", created_at=int(row.created_at), level=row.level,
+                    message=row.message, type=row.type, data=row.data, seq=row.seq)
+
+
+def _event_seq(value: str | None, param: str) -> int | None:
+    if value is None or value == "":
+        return None
+    text = value.removeprefix("ftevent-")
+    if not text.isdigit():
+        raise InvalidRequest(f"{param} must be an event id like 'ftevent-12', got {value!r}", param=param)
+    return int(text)
+
+
+def _check_file(svc: Any, file_id: str | None, param: str) -> None:
+    if file_id is None:
+        return
+    try:
+        row = svc.store.get_file(file_id)
+    except NotFound:
+        raise NotFound(f"{param} '{file_id}' does not exist; upload it with POST /v1/files first",
+                       param=param) from None
+    if row.purpose != "fine-tune":
+        raise InvalidRequest(f"{param} '{file_id}' has purpose '{row.purpose}', not 'fine-tune'", param=param)
+
+
+class FineTuningController(Controller):
+    path = "/v1/fine_tuning/jobs"
+
+    @post("/", status_code=200)
+    async def create(self, request: Request) -> FineTuningJob:
+        svc = services(request)
+        body = decode_body(await request.body(), FineTuneCreate)
+        source = svc.catalog.resolve(body.model)
+        _check_file(svc, body.training_file, "training_file")
+        _check_file(svc, body.validation_file, "validation_file")
+        examples = svc.store.get_file(body.training_file).examples
+        spec = resolve_spec(body, source.name, examples)
+        job_id = new_id("ftjob")
+        svc.store.create_job(job_id, msgspec.to_builtins(spec))
+        row = svc.store.transition(job_id, "queued", message="Validated training files; job queued")
+        svc.queue.enqueue(job_id)
+        return job_object(row)
+
+    @get("/")
+    async def list_jobs(self, request: Request, after: str | None = None,
+                        limit: str | None = None) -> FineTuningJobList:
+        count = limit_param(limit)
+        rows = services(request).store.list_jobs(after=after, limit=count + 1)
+        return FineTuningJobList(data=[job_object(r) for r in rows[:count]], has_more=len(rows) > count)
+
+    @get("/{job_id:str}")
+    async def retrieve(self, request: Request, job_id: str) -> FineTuningJob:
+        return job_object(services(request).store.get_job(job_id))
+
+    @post("/{job_id:str}/cancel", status_code=200)
+    async def cancel(self, request: Request, job_id: str) -> FineTuningJob:
+        store = services(request).store
+        job = store.get_job(job_id)
+        if job.status in TERMINAL_STATUSES:
+            raise Conflict(f"Job {job_id} has already {job.status}; only unfinished jobs can be cancelled",
+                           param="job_id", code="invalid_state")
+        return job_object(store.transition(job_id, "cancelled", message="Job cancelled by request"))
+
+    @get("/{job_id:str}/events")
+    async def events(self, request: Request, job_id: str, after: str | None = None, limit: str | None = None,
+                     stream: bool = False) -> Any:
+        store = services(request).store
+        store.get_job(job_id)
+        wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
+        if wants_stream:
+            start = _event_seq(request.headers.get("last-event-id"), "Last-Event-ID")
+            if start is None:
+                start = _event_seq(after, "after") or 0
+            return ServerSentEvent(_follow(request, job_id, start))
+        count = limit_param(limit, default=20, maximum=1000)
+        rows = store.events_newest_first(job_id, before_seq=_event_seq(after, "after"), limit=count + 1)
+        return JobEventList(data=[event_object(r) for r in rows[:count]], has_more=len(rows) > count)
+
+    @get("/{job_id:str}/checkpoints")
+    async def checkpoints(self, request: Request, job_id: str, limit: str | None = None) -> JobCheckpointList:
+        store = services(request).store
+        job = store.get_job(job_id)
+        rows = store.checkpoints(job_id)[: limit_param(limit, default=10)]
+        data = [
+            JobCheckpoint(
+                id=r.id, created_at=r.created_at, fine_tuning_job_id=job_id, step_number=r.step,
+                fine_tuned_model_checkpoint=f"{job.fine_tuned_model or 'ft:' + job_id}:ckpt-step-{r.step}",
+                metrics=msgspec.convert({k: v for k, v in r.metrics.items() if k in CheckpointMetrics.__struct_fields__},
+                                        CheckpointMetrics),
+            )
+            for r in rows
+        ]
+        return JobCheckpointList(data=data, has_more=False, first_id=data[0].id if data else None,
+                                 last_id=data[-1].id if data else None)
+
+
+async def _follow(request: Request, job_id: str, after_seq: int) -> AsyncIterator[ServerSentEventMessage]:
+    """Events after `after_seq`, as they are written, until the job has ended and everything is sent."""
+    store = services(request).store
+    idle = 0.0
+    while True:
+        rows = await asyncio.to_thread(store.events, job_id, after_seq=after_seq, limit=500)
+        for row in rows:
+            after_seq = row.seq
+            yield ServerSentEventMessage(data=msgspec.json.encode(event_object(row)).decode(), event=row.type,
+                                         id=str(row.seq))
+        if rows:
+            idle = 0.0
+            continue
+        if store.get_job(job_id).status in TERMINAL_STATUSES and not store.events(job_id, after_seq=after_seq,
+                                                                                  limit=1):
+            yield ServerSentEventMessage(data='{"done": true}', event="done", id=str(after_seq))
+            return
+        await asyncio.sleep(EVENT_POLL_SECONDS)
+        idle += EVENT_POLL_SECONDS
+        if idle >= KEEPALIVE_SECONDS:
+            idle = 0.0
+            yield ServerSentEventMessage(data=None, comment="keep-alive")

@@ -1,0 +1,83 @@
+"""Settings: where honed keeps its state and how it is reached, from flags and environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import msgspec
+
+DEFAULT_PORT = 8421
+
+
+class Settings(msgspec.Struct, frozen=True):
+    home: Path
+    """HONED_HOME: the database, the queue, uploaded files, job artefacts and cached models."""
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    redis_url: str | None = None
+    """When set, the job queue is RedisHuey on this URL instead of the SQLite queue in HONED_HOME."""
+    api_key: str | None = None
+    max_upload_bytes: int = 512 * 1024 * 1024
+    worker_nice: int = 10
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "honed.db"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.home / "queue.db"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.home / "files"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def ensure_dirs(self) -> None:
+        for directory in (self.home, self.files_dir, self.jobs_dir, self.models_dir, self.logs_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("HONED_HOME") or Path.home() / ".honed").expanduser().resolve()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from HONED_* environment variables, with explicit (non-None) overrides from flags."""
+    values: dict[str, object] = {
+        "home": default_home(),
+        "host": os.environ.get("HONED_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("HONED_PORT", DEFAULT_PORT)),
+        "redis_url": os.environ.get("HONED_REDIS_URL") or None,
+        "api_key": os.environ.get("HONED_API_KEY") or None,
+    }
+    if os.environ.get("HONED_MAX_UPLOAD_BYTES"):
+        values["max_upload_bytes"] = int(os.environ["HONED_MAX_UPLOAD_BYTES"])
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    values["home"] = Path(values["home"]).expanduser().resolve()  # type: ignore[arg-type]
+    return Settings(**values)  # type: ignore[arg-type]

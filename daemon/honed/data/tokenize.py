@@ -1,0 +1,74 @@
+"""Examples -> token ids with a loss mask on assistant tokens, using the tokenizer's own chat template.
+
+The template is rendered turn by turn: the text up to an assistant turn (with the generation prompt) and the
+text including it differ by exactly that turn, so the assistant's tokens (its content and the end-of-turn
+marker the model must learn to emit) are the ones with labels; everything else is -100. Each segment is
+tokenized on its own, so the mask lines up with the ids exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from honed.data.jsonl import Example
+from honed.errors import DataError
+
+IGNORE = -100
+
+
+class TokenizedExample(msgspec.Struct, frozen=True):
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool
+    line: int
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(1 for label in self.labels if label != IGNORE)
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+
+
+def segments(tokenizer: Any, example: Example) -> list[tuple[str, bool]]:
+    """The rendered conversation as (text, is_assistant) pieces that concatenate to the full render."""
+    messages = [{"role": m.role, "content": m.content} for m in example.messages]
+    pieces: list[tuple[str, bool]] = []
+    done = ""
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prefix = _render(tokenizer, messages[:index], generation_prompt=True)
+        full = _render(tokenizer, messages[: index + 1], generation_prompt=False)
+        if not prefix.startswith(done) or not full.startswith(prefix):
+            raise DataError(
+                f"line {example.line}: the model's chat template does not render turns incrementally; "
+                "honed cannot tell assistant tokens apart with it"
+            )
+        pieces.append((prefix[len(done):], False))
+        pieces.append((full[len(prefix):], True))
+        done = full
+    whole = _render(tokenizer, messages, generation_prompt=False)
+    if whole.startswith(done) and len(whole) > len(done):
+        pieces.append((whole[len(done):], False))
+    return [(text, trained) for text, trained in pieces if text]
+
+
+def tokenize_example(tokenizer: Any, example: Example, max_len: int) -> TokenizedExample:
+    ids: list[int] = []
+    labels: list[int] = []
+    for text, trained in segments(tokenizer, example):
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        labels += piece if trained else [IGNORE] * len(piece)
+    truncated = len(ids) > max_len
+    return TokenizedExample(ids[:max_len], labels[:max_len], truncated, example.line)
+
+
+def prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of a conversation ready for the assistant's next turn (what generation starts from)."""
+    text = _render(tokenizer, messages, generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -1,0 +1,88 @@
+"""The engine seam: what the worker and the server need from a training/generation backend.
+
+One protocol, small implementations (torch today; MLX and llama.cpp behind the same calls). The worker
+hands an engine a `TrainConfig` and examples and hears back through `TrainCallbacks`; the server asks for
+tokens one at a time so it can stream, stop on strings and count usage itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from honed.data.tokenize import TokenizedExample
+
+
+class TrainConfig(msgspec.Struct, frozen=True):
+    """Everything one training run needs, resolved (no "auto" left)."""
+
+    model_dir: Path
+    """A local HF directory holding the base model."""
+    output_dir: Path
+    """The job's directory: checkpoints/ and the final adapter/ (or model/) go here."""
+    adapter: Literal["lora", "full"] = "lora"
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.05
+    target_modules: list[str] | None = None
+    """None: every linear layer inside the transformer blocks (not the output head)."""
+    learning_rate: float = 2e-4
+    n_epochs: int = 3
+    batch_size: int = 8
+    max_steps: int | None = None
+    checkpoint_interval: int = 50
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    logging_interval: int = 1
+    device: str = "auto"
+
+
+class TrainResult(msgspec.Struct, frozen=True):
+    steps: int
+    total_steps: int
+    trained_tokens: int
+    final_loss: float | None
+    output_path: Path
+    """The final adapter directory (or full model directory)."""
+    stopped: str | None = None
+    """Why training ended early (e.g. "cancelled"), or None when it ran to the end."""
+
+
+class TrainCallbacks(msgspec.Struct, frozen=True):
+    """How a training run talks to the world, without knowing about the store or HTTP."""
+
+    event: Callable[[str, str, dict[str, Any]], None]
+    """event(type, message, data): metrics, warnings, logs."""
+    checkpoint: Callable[[int, Path, dict[str, Any]], None]
+    """checkpoint(step, directory, metrics) after a resumable checkpoint is fully written."""
+    should_stop: Callable[[], str | None]
+    """Polled once per step; a non-None reason stops training after the current step."""
+
+
+class GenerationParams(msgspec.Struct, frozen=True):
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    top_logprobs: int = 0
+
+
+class GeneratedToken(msgspec.Struct, frozen=True):
+    id: int
+    logprob: float
+    top: list[tuple[int, float]] | None = None
+
+
+class Engine(Protocol):
+    name: str
+
+    def train(self, config: TrainConfig, train: list[TokenizedExample], valid: list[TokenizedExample],
+              callbacks: TrainCallbacks) -> TrainResult: ...
+
+    def generate(self, model: Any, prompt_ids: list[int], params: GenerationParams,
+                 stop_ids: set[int]) -> Iterator[GeneratedToken]: ...

@@ -1,0 +1,314 @@
+"""Supervised fine-tuning with PyTorch (transformers + peft): one plain training loop.
+
+Why a loop of our own rather than HF's Trainer: the worker must stop within one step on cancel, report every
+step as an event, resume exactly (optimizer, schedule and data position) from a checkpoint, and compute the
+loss only where it counts: hidden states of assistant positions go through the output head, so the full
+[batch x seq x vocab] logits (49k wide for SmolLM2) are never materialised.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from honed.data.tokenize import IGNORE, TokenizedExample
+from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
+
+STATE_FILE = "trainer_state.pt"
+PAD_MULTIPLE = 8
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+# ------------------------------------------------------------------------------------------ batches
+
+
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Batches of example indices for one epoch, grouped by similar length to waste little on padding.
+
+    Deterministic in (seed, epoch), so step k of a run is always the same batch: that is what lets a
+    resumed run continue exactly where the checkpoint left off.
+    """
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 16  # sort within windows: length-grouping without a fixed curriculum
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: list[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(e.input_ids) for e in examples)
+    width = int(math.ceil(width / PAD_MULTIPLE) * PAD_MULTIPLE)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        ids[row, :n] = torch.tensor(example.input_ids)
+        labels[row, :n] = torch.tensor(example.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+# --------------------------------------------------------------------------------------------- loss
+
+
+def _head_and_body(model: Any) -> tuple[Any, Any] | None:
+    """(transformer body, output head) of a causal LM, looking through a peft wrapper, if it has them."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body, head = getattr(inner, "model", None), getattr(inner, "lm_head", None)
+    return (body, head) if body is not None and head is not None else None
+
+
+def masked_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, int]:
+    """Mean cross-entropy over labelled (assistant) tokens; also (correct predictions, labelled tokens)."""
+    labels = batch["labels"][:, 1:]
+    keep = labels != IGNORE
+    parts = _head_and_body(model)
+    if parts is not None:
+        body, head = parts
+        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        logits = head(hidden[:, :-1][keep]).float()
+    else:  # an architecture without the usual body/head split: pay for the full logits
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = logits[:, :-1][keep].float()
+    targets = labels[keep]
+    loss = F.cross_entropy(logits, targets)
+    correct = int((logits.argmax(-1) == targets).sum())
+    return loss, correct, int(targets.numel())
+
+
+@torch.no_grad()
+def evaluate(model: Any, examples: list[TokenizedExample], batch_size: int, pad_id: int,
+             device: torch.device) -> dict[str, float]:
+    """Token-weighted loss and accuracy over examples (the validation split)."""
+    model.eval()
+    total_loss, total_correct, total_tokens = 0.0, 0, 0
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    for start in range(0, len(order), batch_size):
+        batch = collate([examples[i] for i in order[start:start + batch_size]], pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss, correct, tokens = masked_loss(model, batch)
+        if tokens:
+            total_loss += float(loss) * tokens
+            total_correct += correct
+            total_tokens += tokens
+    model.train()
+    if not total_tokens:
+        return {}
+    return {"valid_loss": total_loss / total_tokens, "valid_mean_token_accuracy": total_correct / total_tokens}
+
+
+# -------------------------------------------------------------------------------------------- model
+
+
+def load_for_training(config: TrainConfig, device: torch.device) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(config.model_dir)
+    dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(config.model_dir, dtype=dtype, use_safetensors=True)
+    model.config.use_cache = False
+    if config.adapter == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.target_modules or "all-linear",
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+    model.to(device)
+    model.train()
+    return model, tokenizer
+
+
+def _lr_lambda(total_steps: int, warmup_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return max(0.0, 0.5 * (1 + math.cos(math.pi * progress)))  # cosine to zero
+
+    return factor
+
+
+def _latest_checkpoint(checkpoints_dir: Path) -> Path | None:
+    found = [p for p in checkpoints_dir.glob("step-*") if (p / STATE_FILE).is_file()]
+    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _save_weights(model: Any, tokenizer: Any, directory: Path, adapter: str) -> None:
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+
+
+def _restore_weights(model: Any, directory: Path, adapter: str) -> None:
+    from safetensors.torch import load_file
+
+    if adapter == "lora":
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(directory / "adapter_model.safetensors"))
+    else:
+        state = {}
+        for shard in directory.glob("*.safetensors"):
+            state.update(load_file(shard))
+        model.load_state_dict(state, strict=False)
+
+
+# --------------------------------------------------------------------------------------------- train
+
+
+def _step_stream(n_examples: int, lengths: list[int], config: TrainConfig, start_step: int,
+                 total_steps: int) -> Iterator[tuple[int, float, list[int]]]:
+    """(step, fractional epoch, batch indices) from start_step on."""
+    step = 0
+    for epoch in range(config.n_epochs):
+        batches = epoch_batches(lengths, config.batch_size, config.seed, epoch)
+        for index, batch in enumerate(batches):
+            if step >= total_steps:
+                return
+            if step >= start_step:
+                yield step, epoch + (index + 1) / len(batches), batch
+            step += 1
+
+
+def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: list[TokenizedExample],
+          callbacks: TrainCallbacks) -> TrainResult:
+    """Run (or resume) one fine-tuning run; returns when done, stopped, or raises on failure."""
+    torch.manual_seed(config.seed)
+    if hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    device = pick_device(config.device)
+    model, tokenizer = load_for_training(config, device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total_steps = steps_per_epoch * config.n_epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    warmup_steps = max(1, int(total_steps * config.warmup_ratio))
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total_steps, warmup_steps))
+
+    checkpoints_dir = config.output_dir / "checkpoints"
+    checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    start_step, trained_tokens = 0, 0
+    resume_from = _latest_checkpoint(checkpoints_dir)
+    if resume_from is not None:
+        state = torch.load(resume_from / STATE_FILE, weights_only=True)
+        _restore_weights(model, resume_from, config.adapter)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_step, trained_tokens = int(state["step"]), int(state["trained_tokens"])
+        torch.set_rng_state(state["rng"])
+        callbacks.event("log", f"Resumed from checkpoint at step {start_step}", {"step": start_step})
+
+    trainable = sum(p.numel() for p in params)
+    total = sum(p.numel() for p in model.parameters())
+    callbacks.event("log", f"Training {trainable:,} of {total:,} parameters on {device.type} for {total_steps} steps",
+                    {"trainable_parameters": trainable, "total_parameters": total, "device": device.type,
+                     "total_steps": total_steps, "examples": len(train_set)})
+
+    lengths = [len(e.input_ids) for e in train_set]
+    started = time.monotonic()
+    window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, time.monotonic()
+    last_loss: float | None = None
+    step, stopped = start_step, None
+    steps_this_run = 0
+
+    def save_checkpoint(at_step: int, metrics: dict[str, Any]) -> None:
+        target = checkpoints_dir / f"step-{at_step}"
+        partial = checkpoints_dir / f".step-{at_step}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        _save_weights(model, tokenizer, partial, config.adapter)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": at_step,
+                    "trained_tokens": trained_tokens, "rng": torch.get_rng_state()}, partial / STATE_FILE)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)  # a checkpoint directory is either complete or absent
+        callbacks.checkpoint(at_step, target, metrics)
+
+    for step_index, epoch, indices in _step_stream(len(train_set), lengths, config, start_step, total_steps):
+        reason = callbacks.should_stop()
+        if reason:
+            stopped = reason
+            break
+        batch = collate([train_set[i] for i in indices], pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss, correct, labelled = masked_loss(model, batch)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        step = step_index + 1
+        steps_this_run += 1
+        tokens = int(batch["attention_mask"].sum())
+        trained_tokens += tokens
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss became {value} at step {step}; lower the learning rate")
+        last_loss = value
+        window_loss += value
+        window_steps += 1
+        window_tokens += tokens
+        if step % config.logging_interval == 0 or step == total_steps:
+            now = time.monotonic()
+            elapsed = now - started
+            rate = window_tokens / max(now - window_started, 1e-9)
+            eta = elapsed / steps_this_run * (total_steps - step)
+            callbacks.event("metrics", f"Step {step}/{total_steps}: training loss={window_loss / window_steps:.4f}", {
+                "step": step, "total_steps": total_steps, "epoch": round(epoch, 4),
+                "train_loss": window_loss / window_steps,
+                "train_mean_token_accuracy": correct / max(labelled, 1),
+                "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                "tokens_per_second": rate, "trained_tokens": trained_tokens,
+                "elapsed_s": elapsed, "eta_s": eta,
+            })
+            window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, now
+        if step % config.checkpoint_interval == 0 and step < total_steps:
+            metrics = {"step": step, "train_loss": value}
+            if valid_set:
+                metrics.update(evaluate(model, valid_set, config.batch_size, pad_id, device))
+            save_checkpoint(step, metrics)
+
+    if stopped is not None:
+        return TrainResult(step, total_steps, trained_tokens, last_loss, checkpoints_dir, stopped)
+
+    metrics: dict[str, Any] = {"step": step, "train_loss": last_loss}
+    if valid_set:
+        metrics.update(evaluate(model, valid_set, config.batch_size, pad_id, device))
+        callbacks.event("eval", f"Validation loss {metrics['valid_loss']:.4f}", {"phase": "final", **metrics})
+    save_checkpoint(step, metrics)
+    final_dir = config.output_dir / ("adapter" if config.adapter == "lora" else "model")
+    shutil.rmtree(final_dir, ignore_errors=True)
+    shutil.copytree(checkpoints_dir / f"step-{step}", final_dir, ignore=shutil.ignore_patterns(STATE_FILE))
+    return TrainResult(step, total_steps, trained_tokens, last_loss, final_dir)

@@ -1,0 +1,46 @@
+"""The job queue: Huey carrying job ids only. SqliteHuey in HONED_HOME by default, RedisHuey when configured.
+
+The queue is a doorbell, not the truth: the store holds every job and its status, so a lost or duplicated
+message costs nothing (the worker claims a job with a compare-and-set on its status, and the daemon re-enqueues
+unfinished jobs when it starts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from huey import Huey, RedisHuey, SqliteHuey
+
+from honed.config import Settings
+
+QUEUE_NAME = "honed"
+
+
+class JobQueue:
+    def __init__(self, settings: Settings, run_job: Callable[[str], None] | None = None) -> None:
+        if settings.redis_url:
+            self.huey: Huey = RedisHuey(QUEUE_NAME, url=settings.redis_url, results=False)
+        else:
+            self.huey = SqliteHuey(QUEUE_NAME, filename=str(settings.queue_path), results=False)
+        # Both processes register the same task (huey names it by module and function); only the worker's
+        # has a handler, the API process only enqueues.
+        self._handler = run_job
+
+        def run_job_task(job_id: str) -> None:
+            if self._handler is None:
+                raise RuntimeError("this process only enqueues jobs")
+            self._handler(job_id)
+
+        self._task = self.huey.task(retries=0, name="run_job")(run_job_task)
+        self.backend = "redis" if settings.redis_url else "sqlite"
+
+    def enqueue(self, job_id: str) -> None:
+        self._task(job_id)
+
+    def depth(self) -> int:
+        return self.huey.pending_count()
+
+    def consumer(self):
+        """A Huey consumer running one job at a time (training wants every core it can get)."""
+        return self.huey.create_consumer(workers=1, worker_type="thread", periodic=False, initial_delay=0.1,
+                                         max_delay=0.5, check_worker_health=True)

@@ -1,0 +1,110 @@
+"""What a fine-tuning job is: the create request validated and resolved into a stored `FineTuneSpec`.
+
+"auto" hyperparameters are resolved here, at creation, so the job object shows the values it will train with
+and a restarted worker trains with exactly the same ones.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import msgspec
+
+from hone.types import FineTuneCreate, HonedOptions
+from honed.errors import InvalidRequest
+
+BASE_LEARNING_RATE = {"lora": 2e-4, "full": 2e-5}
+SUFFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+class FineTuneSpec(msgspec.Struct, frozen=True):
+    model: str
+    training_file: str
+    validation_file: str | None
+    n_epochs: int
+    batch_size: int
+    learning_rate_multiplier: float
+    learning_rate: float
+    seed: int
+    suffix: str | None
+    options: HonedOptions
+    metadata: dict[str, str] | None = None
+
+
+def _positive(value: float | int, name: str, *, integer: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise InvalidRequest(f"{name} must be {kind}, got {value!r}", param=name)
+
+
+def _check_options(options: HonedOptions) -> None:
+    for name in ("lora_rank", "checkpoint_interval", "max_seq_len"):
+        _positive(getattr(options, name), f"honed.{name}", integer=True)
+    if options.max_steps is not None:
+        _positive(options.max_steps, "honed.max_steps", integer=True)
+    if options.learning_rate is not None:
+        _positive(options.learning_rate, "honed.learning_rate")
+    if options.lora_alpha is not None:
+        _positive(options.lora_alpha, "honed.lora_alpha")
+    if not 0 <= options.lora_dropout < 1:
+        raise InvalidRequest("honed.lora_dropout must be in [0, 1)", param="honed.lora_dropout")
+    if not 0 <= options.warmup_ratio < 1:
+        raise InvalidRequest("honed.warmup_ratio must be in [0, 1)", param="honed.warmup_ratio")
+    if options.max_seq_len > 32768:
+        raise InvalidRequest("honed.max_seq_len must be at most 32768", param="honed.max_seq_len")
+    if options.lora_rank > 1024:
+        raise InvalidRequest("honed.lora_rank must be at most 1024", param="honed.lora_rank")
+
+
+def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: int) -> FineTuneSpec:
+    """Validate a create request and resolve "auto"; raises InvalidRequest naming the field to fix."""
+    hyper = request.hyperparameters
+    if request.method is not None and request.method.supervised and request.method.supervised.hyperparameters:
+        hyper = request.method.supervised.hyperparameters  # OpenAI's newer place for the same values
+    options = request.honed or HonedOptions()
+    _check_options(options)
+
+    n_epochs = hyper.n_epochs if hyper is not None else "auto"
+    batch_size = hyper.batch_size if hyper is not None else "auto"
+    multiplier = hyper.learning_rate_multiplier if hyper is not None else "auto"
+    if n_epochs == "auto":
+        n_epochs = 3
+    if batch_size == "auto":
+        batch_size = max(1, min(8, training_examples))
+    if multiplier == "auto":
+        multiplier = 1.0
+    _positive(n_epochs, "hyperparameters.n_epochs", integer=True)
+    _positive(batch_size, "hyperparameters.batch_size", integer=True)
+    _positive(multiplier, "hyperparameters.learning_rate_multiplier")
+    if n_epochs > 100:
+        raise InvalidRequest("hyperparameters.n_epochs must be at most 100", param="hyperparameters.n_epochs")
+    if batch_size > 1024:
+        raise InvalidRequest("hyperparameters.batch_size must be at most 1024", param="hyperparameters.batch_size")
+
+    if request.suffix is not None and not SUFFIX_PATTERN.match(request.suffix):
+        raise InvalidRequest("suffix must be 1-40 characters of letters, digits, '-' or '_'", param="suffix")
+    if request.seed is not None and not 0 <= request.seed < 2**31:
+        raise InvalidRequest("seed must be an integer in [0, 2^31)", param="seed")
+
+    learning_rate = options.learning_rate or BASE_LEARNING_RATE[options.adapter] * float(multiplier)
+    return FineTuneSpec(
+        model=model_name,
+        training_file=request.training_file,
+        validation_file=request.validation_file,
+        n_epochs=int(n_epochs),
+        batch_size=int(batch_size),
+        learning_rate_multiplier=float(multiplier),
+        learning_rate=learning_rate,
+        seed=request.seed if request.seed is not None else 42,
+        suffix=request.suffix,
+        options=options,
+        metadata=request.metadata,
+    )
+
+
+def fine_tuned_model_name(base: str, suffix: str | None, job_id: str) -> str:
+    """OpenAI's naming: ft:<base>:<suffix>:<job-id> (the suffix slot is empty when none was given)."""
+    from honed.models.catalog import short_name
+
+    return f"ft:{short_name(base)}:{suffix or ''}:{job_id}"

@@ -1,0 +1,160 @@
+"""The worker: runs one job id taken from the queue, reporting everything through the store.
+
+It claims the job (queued -> running, a compare-and-set, so a duplicated queue message is harmless), loads the
+spec and data, trains with the chosen engine, and ends the job succeeded or failed with a message a person can
+act on. It never talks HTTP; the API reads what it writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from honed.config import Settings, load_settings
+from honed.data.jsonl import read_examples
+from honed.data.tokenize import TokenizedExample, tokenize_example
+from honed.engines import get_engine
+from honed.engines.base import TrainCallbacks, TrainConfig
+from honed.errors import HonedError, IllegalTransition
+from honed.jobs.queue import JobQueue
+from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
+from honed.jobs.store import CheckpointRow, Store
+from honed.models.catalog import ModelCatalog
+
+log = logging.getLogger("honed.worker")
+
+
+class JobStopped(Exception):
+    pass
+
+
+def _load_split(store: Store, settings: Settings, file_id: str, tokenizer: Any,
+                max_len: int) -> tuple[list[TokenizedExample], int]:
+    row = store.get_file(file_id)
+    with open(settings.home / row.path, "rb") as handle:
+        examples = [tokenize_example(tokenizer, e, max_len) for e in read_examples(handle)]
+    usable = [e for e in examples if e.trained_tokens > 0]
+    truncated = sum(e.truncated for e in examples)
+    return usable, truncated
+
+
+def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
+    try:
+        job = store.transition(job_id, "running", expect={"queued"}, message="Fine-tuning job started")
+    except IllegalTransition as exc:
+        log.info("skipping %s: %s", job_id, exc.message)
+        return
+    spec = msgspec.convert(job.spec, FineTuneSpec)
+    job_dir = settings.jobs_dir / job_id
+    job_dir.mkdir(parents=True, exist_ok=True)
+
+    def event(type_: str, message: str, data: dict[str, Any], level: str = "info") -> None:
+        store.append_event(job_id, type_, message, data, level=level)
+        if type_ == "metrics" and data.get("eta_s") is not None:
+            store.update_job(job_id, trained_tokens=data["trained_tokens"],
+                             estimated_finish=int(time.time() + data["eta_s"]))
+
+    def checkpoint(step: int, directory: Path, metrics: dict[str, Any]) -> None:
+        store.add_checkpoint(CheckpointRow(
+            id=f"ftckpt-{job_id.removeprefix('ftjob-')}-{step}", job_id=job_id, step=step,
+            created_at=int(time.time()), path=str(directory.relative_to(settings.home)), metrics=metrics))
+
+    def should_stop() -> str | None:
+        status = store.get_job(job_id).status
+        return None if status == "running" else status
+
+    try:
+        catalog = ModelCatalog(settings.models_dir)
+        if catalog.resolve(spec.model).kind == "bundled":
+            event("log", f"Preparing base model {spec.model} (first use only)", {"model": spec.model})
+        model_dir = catalog.local_dir(spec.model)
+
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        options = spec.options
+        train_set, truncated = _load_split(store, settings, spec.training_file, tokenizer, options.max_seq_len)
+        valid_set: list[TokenizedExample] = []
+        if spec.validation_file:
+            valid_set, _ = _load_split(store, settings, spec.validation_file, tokenizer, options.max_seq_len)
+        if truncated:
+            event("warning", f"{truncated} training examples are longer than max_seq_len={options.max_seq_len} "
+                  "tokens and were cut; raise honed.max_seq_len to keep them whole", {"truncated": truncated},
+                  level="warn")
+        if not train_set:
+            raise HonedError("no training example has an assistant token left after truncation; "
+                             "raise honed.max_seq_len")
+        config = TrainConfig(
+            model_dir=model_dir, output_dir=job_dir, adapter=options.adapter, lora_rank=options.lora_rank,
+            lora_alpha=options.lora_alpha or 2.0 * options.lora_rank, lora_dropout=options.lora_dropout,
+            target_modules=options.target_modules, learning_rate=spec.learning_rate, n_epochs=spec.n_epochs,
+            batch_size=spec.batch_size, max_steps=options.max_steps,
+            checkpoint_interval=options.checkpoint_interval, warmup_ratio=options.warmup_ratio,
+            weight_decay=options.weight_decay, seed=spec.seed,
+        )
+        engine = get_engine(options.engine)
+        result = engine.train(config, train_set, valid_set, TrainCallbacks(event, checkpoint, should_stop))
+    except Exception as exc:  # the job must end failed with a reason, whatever broke
+        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+        message = exc.message if isinstance(exc, HonedError) else f"{type(exc).__name__}: {exc}"
+        _fail(store, job_id, message)
+        return
+
+    if result.stopped is not None:
+        log.info("job %s stopped at step %d: %s", job_id, result.steps, result.stopped)
+        return
+    name = fine_tuned_model_name(spec.model, spec.suffix, job_id)
+    try:
+        store.transition(
+            job_id, "succeeded", expect={"running"},
+            message=f"The job has successfully completed. New model: {name}",
+            fine_tuned_model=name, trained_tokens=result.trained_tokens,
+            result={"output_path": str(result.output_path.relative_to(settings.home)), "steps": result.steps,
+                    "final_loss": result.final_loss, "engine": engine.name},
+        )
+    except IllegalTransition:  # cancelled during the last step: the cancel wins
+        log.info("job %s was cancelled as it finished", job_id)
+
+
+def _fail(store: Store, job_id: str, message: str) -> None:
+    try:
+        store.transition(job_id, "failed", message=f"Fine-tuning failed: {message}",
+                         error={"code": "training_failed", "message": message, "param": None})
+    except IllegalTransition:
+        pass
+
+
+# ------------------------------------------------------------------------------------- the process
+
+
+def lower_priority(nice: int) -> None:
+    """Run at low OS priority so the laptop stays responsive while a job trains."""
+    try:
+        current = os.nice(0)
+        if current < nice:
+            os.nice(nice - current)
+    except OSError:  # pragma: no cover - not permitted on some systems
+        log.warning("could not lower the worker's priority")
+
+
+def worker_main(settings: Settings | None = None) -> None:
+    """Entry point of the worker process: consume job ids from the queue until told to stop."""
+    settings = settings or load_settings()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lower_priority(settings.worker_nice)
+    store = Store(settings.db_path)
+
+    def run_job(job_id: str) -> None:
+        run_fine_tune(job_id, settings, store)
+
+    queue = JobQueue(settings, run_job)
+    log.info("worker consuming the %s queue (nice %d)", queue.backend, os.nice(0))
+    queue.consumer().run()

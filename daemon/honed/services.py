@@ -1,0 +1,42 @@
+"""The daemon's long-lived parts, built once at startup and shared by every request handler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from honed.config import Settings
+from honed.jobs.queue import JobQueue
+from honed.jobs.store import Store
+from honed.models.catalog import ModelCatalog
+from honed.serving.registry import ModelRegistry
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    queue: JobQueue
+    catalog: ModelCatalog
+    registry: ModelRegistry
+
+    @classmethod
+    def start(cls, settings: Settings) -> "Services":
+        settings.ensure_dirs()
+        store = Store(settings.db_path)
+        return cls(settings, store, JobQueue(settings), ModelCatalog(settings.models_dir),
+                   ModelRegistry(settings, store))
+
+    def requeue_unfinished(self) -> list[str]:
+        """Put jobs a dead worker left behind back on the queue; they resume from their last checkpoint.
+
+        Queued jobs are enqueued again too (the queue may be a fresh Redis): a duplicate message is harmless,
+        because the worker claims a job only while it is still queued.
+        """
+        requeued = []
+        for job in self.store.list_jobs(limit=10_000, statuses={"running", "queued"}):
+            if job.status == "running":
+                self.store.transition(job.id, "queued", expect={"running"},
+                                      message="Requeued: the daemon restarted while this job was running")
+            self.queue.enqueue(job.id)
+            requeued.append(job.id)
+        return requeued

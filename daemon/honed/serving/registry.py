@@ -1,0 +1,130 @@
+"""Which models are servable and loaded: base models once each, fine-tuned adapters hot-loaded on top.
+
+A fine-tuned LoRA model is its base plus a named peft adapter; all adapters of one base share its weights
+(peft multi-adapter), and the first request for a newly succeeded job loads its adapter without a restart.
+Requests on one base are serialised by a lock, because the active adapter is state of the shared model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from honed.config import Settings
+from honed.errors import InvalidRequest, NotFound
+from honed.jobs.store import Store
+from honed.models.catalog import ModelCatalog
+
+
+class ServedModel(msgspec.Struct, frozen=True):
+    """What a model name in a request means: a base directory and, for fine-tuned LoRA, an adapter."""
+
+    name: str
+    base_key: str
+    base_dir: Path
+    adapter_name: str | None = None
+    adapter_dir: Path | None = None
+
+
+class _LoadedBase:
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.lock = threading.Lock()
+        self.adapters: OrderedDict[str, Path] = OrderedDict()  # least recently used first
+
+    @property
+    def has_peft(self) -> bool:
+        return bool(self.adapters)
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings, store: Store, max_adapters: int = 8) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = ModelCatalog(settings.models_dir)
+        self.max_adapters = max_adapters
+        self._bases: dict[str, _LoadedBase] = {}
+        self._loading = threading.Lock()
+
+    def lookup(self, name: str) -> ServedModel:
+        """Map a request's model name to what must be loaded; NotFound says which names exist."""
+        if name.startswith("ft:"):
+            job = self.store.job_for_model(name)
+            if job is None or job.status != "succeeded" or not job.result:
+                raise NotFound(f"The model '{name}' does not exist. GET /v1/models lists the models served here.",
+                               param="model", code="model_not_found")
+            output = self.settings.home / job.result["output_path"]
+            if job.spec["options"]["adapter"] == "full":
+                return ServedModel(name, f"full:{job.id}", output)
+            base = self.catalog.local_dir(job.spec["model"])
+            return ServedModel(name, f"base:{base}", base, job.id, output)
+        try:
+            source = self.catalog.resolve(name)
+        except NotFound as exc:
+            raise NotFound(f"The model '{name}' does not exist. GET /v1/models lists the models served here.",
+                           param="model", code="model_not_found") from exc
+        base = self.catalog.local_dir(source.name)
+        return ServedModel(source.name, f"base:{base}", base)
+
+    def _base(self, served: ServedModel) -> _LoadedBase:
+        with self._loading:
+            loaded = self._bases.get(served.base_key)
+            if loaded is None:
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                from honed.engines.torch_train import pick_device
+
+                tokenizer = AutoTokenizer.from_pretrained(served.base_dir)
+                model = AutoModelForCausalLM.from_pretrained(served.base_dir, use_safetensors=True)
+                model.to(pick_device()).eval()
+                loaded = self._bases[served.base_key] = _LoadedBase(model, tokenizer)
+            return loaded
+
+    def _activate(self, loaded: _LoadedBase, served: ServedModel) -> None:
+        """Make served.adapter_name the active adapter, loading (and evicting) as needed. Lock held."""
+        from peft import PeftModel
+
+        name, directory = served.adapter_name, served.adapter_dir
+        assert name is not None and directory is not None
+        if name not in loaded.adapters:
+            if not loaded.adapters:
+                loaded.model = PeftModel.from_pretrained(loaded.model, directory, adapter_name=name)
+            else:
+                loaded.model.load_adapter(directory, adapter_name=name)
+            loaded.adapters[name] = directory
+            while len(loaded.adapters) > self.max_adapters:
+                coldest, _ = loaded.adapters.popitem(last=False)
+                loaded.model.delete_adapter(coldest)
+        loaded.adapters.move_to_end(name)
+        loaded.model.set_adapter(name)
+        loaded.model.eval()
+
+    @contextmanager
+    def use(self, name: str) -> Iterator[tuple[Any, Any, ServedModel]]:
+        """Hold a model ready to generate for `name`: (model, tokenizer, served), exclusive while held."""
+        served = self.lookup(name)
+        loaded = self._base(served)
+        with loaded.lock:
+            if served.adapter_name is not None:
+                self._activate(loaded, served)
+                yield loaded.model, loaded.tokenizer, served
+            elif loaded.has_peft:
+                with loaded.model.disable_adapter():
+                    yield loaded.model, loaded.tokenizer, served
+            else:
+                yield loaded.model, loaded.tokenizer, served
+
+    def loaded_adapters(self) -> int:
+        return sum(len(b.adapters) for b in self._bases.values())
+
+    def validate_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidRequest("model is required", param="model")
+        self.lookup(name)
