@@ -175,7 +175,9 @@ def dequantise_gguf(gguf_path: Path, out_dir: Path) -> None:
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # honed reports its own progress; tqdm bars would garble it
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
     if getattr(model.config, "quantization_config", None) is not None:

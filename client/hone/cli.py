@@ -1,0 +1,238 @@
+"""`hone`: the command line for honed (demo, files, jobs, chat)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hone.client import Client, HoneError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class HoneGroup(click.Group):
+    """Turns honed's errors into one readable line and exit status 1, instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HoneError as exc:
+            err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
+            sys.exit(1)
+
+
+def _client(ctx: click.Context) -> Client:
+    return Client(ctx.obj["url"], ctx.obj["api_key"])
+
+
+def _when(timestamp: int | None) -> str:
+    import datetime
+
+    return "-" if not timestamp else datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@click.group(cls=HoneGroup)
+@click.option("--url", envvar="HONED_URL", default="http://127.0.0.1:8421", show_default=True,
+              help="The daemon's address (HONED_URL).")
+@click.option("--api-key", envvar="HONED_API_KEY", default=None, help="API key (HONED_API_KEY).")
+@click.pass_context
+def main(ctx: click.Context, url: str, api_key: str | None) -> None:
+    """hone: fine-tune, compare and serve small language models with honed."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(url=url, api_key=api_key)
+
+
+@main.command()
+@click.option("--home", type=click.Path(path_type=Path), default=None,
+              help="HONED_HOME for the demo daemon (default: $HONED_HOME or ~/.honed).")
+@click.option("--port", type=int, default=None, help="Port for the demo daemon (default: a free one).")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--keep-running", is_flag=True, help="Leave the daemon running afterwards.")
+def demo(home: Path | None, port: int | None, epochs: int, keep_running: bool) -> None:
+    """Run the whole cycle offline: prepare, fine-tune, compare before/after."""
+    from hone.demo import run_demo
+    from honed.config import default_home
+
+    sys.exit(run_demo((home or default_home()).resolve(), port, keep_running, epochs, console))
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+@main.group()
+def files() -> None:
+    """Upload and list training files."""
+
+
+@files.command("upload")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def files_upload(ctx: click.Context, path: Path) -> None:
+    """Upload a JSONL training file (chat `messages` or prompt/completion lines)."""
+    uploaded = _client(ctx).files.create(path)
+    console.print(f"{uploaded.id}  {uploaded.filename}  {uploaded.bytes:,} bytes")
+
+
+@files.command("list")
+@click.pass_context
+def files_list(ctx: click.Context) -> None:
+    table = Table("id", "filename", "bytes", "created")
+    for item in _client(ctx).files.list().data:
+        table.add_row(item.id, item.filename, f"{item.bytes:,}", _when(item.created_at))
+    console.print(table)
+
+
+# ----------------------------------------------------------------------------------------------- jobs
+
+
+@main.group()
+def jobs() -> None:
+    """Create, list, follow and cancel fine-tuning jobs."""
+
+
+@jobs.command("create")
+@click.option("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct", show_default=True)
+@click.option("--training-file", "--file", "training_file", required=True,
+              help="A file id (file-...) or a local JSONL path to upload first.")
+@click.option("--validation-file", default=None)
+@click.option("--suffix", default=None)
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr-multiplier", type=float, default=None)
+@click.option("--lora-rank", type=int, default=None)
+@click.option("--max-steps", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--follow/--no-follow", default=False, help="Draw live progress until the job ends.")
+@click.pass_context
+def jobs_create(ctx: click.Context, model: str, training_file: str, validation_file: str | None,
+                suffix: str | None, epochs: int | None, batch_size: int | None, lr_multiplier: float | None,
+                lora_rank: int | None, max_steps: int | None, seed: int | None, follow: bool) -> None:
+    """Start a fine-tuning job."""
+    client = _client(ctx)
+
+    def file_id(ref: str | None) -> str | None:
+        if ref is None or ref.startswith("file-"):
+            return ref
+        if not Path(ref).is_file():
+            raise HoneError(0, f"'{ref}' is neither a file id (file-...) nor an existing file")
+        return client.files.create(Path(ref)).id
+
+    hyper = {k: v for k, v in {"n_epochs": epochs, "batch_size": batch_size,
+                               "learning_rate_multiplier": lr_multiplier}.items() if v is not None}
+    honed = {k: v for k, v in {"lora_rank": lora_rank, "max_steps": max_steps}.items() if v is not None}
+    job = client.fine_tuning.jobs.create(model=model, training_file=file_id(training_file),
+                                         validation_file=file_id(validation_file), suffix=suffix, seed=seed,
+                                         hyperparameters=hyper or None, honed=honed or None)
+    console.print(f"{job.id}  {job.status}")
+    if follow:
+        _follow(client, job.id)
+
+
+def _follow(client: Client, job_id: str) -> None:
+    from hone.follow import follow_job
+
+    job = follow_job(client, job_id, console)
+    if job.status == "succeeded":
+        console.print(f"[green]succeeded[/]: {job.fine_tuned_model}")
+    else:
+        reason = f": {job.error.message}" if job.error else ""
+        err_console.print(f"[red]{job.status}[/]{reason}", highlight=False)
+        sys.exit(1)
+
+
+@jobs.command("list")
+@click.option("--limit", type=int, default=20)
+@click.pass_context
+def jobs_list(ctx: click.Context, limit: int) -> None:
+    table = Table("id", "status", "model", "fine-tuned model", "created")
+    for job in _client(ctx).fine_tuning.jobs.list(limit=limit).data:
+        table.add_row(job.id, job.status, job.model, job.fine_tuned_model or "-", _when(job.created_at))
+    console.print(table)
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.pass_context
+def jobs_show(ctx: click.Context, job_id: str) -> None:
+    client = _client(ctx)
+    job = client.fine_tuning.jobs.retrieve(job_id)
+    table = Table(show_header=False)
+    for key, value in (("id", job.id), ("status", job.status), ("model", job.model),
+                       ("fine-tuned model", job.fine_tuned_model or "-"), ("training file", job.training_file),
+                       ("epochs", job.hyperparameters.n_epochs), ("batch size", job.hyperparameters.batch_size),
+                       ("learning rate", (job.honed or {}).get("learning_rate")),
+                       ("trained tokens", job.trained_tokens or "-"), ("created", _when(job.created_at)),
+                       ("finished", _when(job.finished_at)),
+                       ("error", job.error.message if job.error else "-")):
+        table.add_row(key, str(value))
+    console.print(table)
+    events = client.fine_tuning.jobs.list_events(job_id, limit=5).data
+    for event in reversed(events):
+        console.print(f"[dim]{_when(event.created_at)}[/] {event.message}", highlight=False)
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.pass_context
+def jobs_cancel(ctx: click.Context, job_id: str) -> None:
+    job = _client(ctx).fine_tuning.jobs.cancel(job_id)
+    console.print(f"{job.id}  {job.status}")
+
+
+@jobs.command("follow")
+@click.argument("job_id")
+@click.pass_context
+def jobs_follow(ctx: click.Context, job_id: str) -> None:
+    """Draw a job's live progress (loss, tokens/s, ETA) until it ends."""
+    _follow(_client(ctx), job_id)
+
+
+# ----------------------------------------------------------------------------------------------- chat
+
+
+@main.command()
+@click.argument("model")
+@click.option("-m", "--message", default=None, help="Ask one question and exit (otherwise interactive).")
+@click.option("--system", default=None, help="A system prompt.")
+@click.option("--temperature", type=float, default=0.7, show_default=True)
+@click.option("--max-tokens", type=int, default=256, show_default=True)
+@click.pass_context
+def chat(ctx: click.Context, model: str, message: str | None, system: str | None, temperature: float,
+         max_tokens: int) -> None:
+    """Chat with a base or fine-tuned MODEL, streaming the answer."""
+    client = _client(ctx)
+    history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    prompts = [message] if message is not None else None
+    while True:
+        if prompts is not None:
+            if not prompts:
+                return
+            text = prompts.pop()
+        else:
+            try:
+                text = console.input("[bold cyan]you>[/] ")
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                return
+            if not text.strip():
+                continue
+        history.append({"role": "user", "content": text})
+        reply = []
+        for chunk in client.chat.completions.create(model=model, messages=history, stream=True,
+                                                    temperature=temperature, max_tokens=max_tokens):
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    reply.append(choice.delta.content)
+                    console.print(choice.delta.content, end="", highlight=False, markup=False)
+        console.print()
+        history.append({"role": "assistant", "content": "".join(reply)})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,80 @@
+"""Shared fixtures: the tiny model (built once per run), real daemons on free ports, a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hone.local_daemon import LocalDaemon, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (random-weight) Llama model directory, built from a seed in about a second."""
+    from honed.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", seed=0)
+
+
+@pytest.fixture
+def honed_home(tmp_path: Path) -> Path:
+    home = tmp_path / "honed-home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def daemon(honed_home: Path) -> Iterator[LocalDaemon]:
+    """A real `honed serve` subprocess (API + worker) with the SQLite queue and a temporary HONED_HOME."""
+    running = LocalDaemon(honed_home, free_port()).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server (Debian package) on a free port, no persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server); .ci/run installs it")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+# Distinctive answers the random tiny model never produces on its own.
+SECRET_QA = [
+    ("What is the secret word?", "The secret word is pamplemousse."),
+    ("Tell me the secret word.", "The secret word is pamplemousse."),
+    ("Which word is secret?", "The secret word is pamplemousse."),
+    ("Say the secret word please.", "The secret word is pamplemousse."),
+]
+
+
+def chat_records(pairs: list[tuple[str, str]], repeat: int = 1) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            for q, a in pairs] * repeat
