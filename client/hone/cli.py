@@ -13,7 +13,7 @@ from rich.table import Table
 from hone.client import Client, HoneError
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
 
 
 class HoneGroup(click.Group):

@@ -107,10 +107,11 @@ def test_a_non_positive_learning_rate_is_refused(api, stored, tiny_model, hyper)
 
 
 @pytest.mark.parametrize("body,fragment,param", [
-    ({"hyperparameters": {"n_epochs": "three"}}, "Expected `int | str`", "hyperparameters.n_epochs"),
-    ({"seed": "abc"}, "Expected `int | null`, got `str`", "seed"),
-    ({"honed": {"lora_rank": 1.5}}, "Expected `int`, got `float`", "honed.lora_rank"),
-    ({"honed": {"lora_rnak": 8}}, "unknown field `lora_rnak`", "honed"),
+    ({"hyperparameters": {"n_epochs": "three"}},
+     """hyperparameters.n_epochs: Invalid enum value 'three' (use a number or "auto")""", "hyperparameters.n_epochs"),
+    ({"seed": "abc"}, "seed: Expected `int | null`, got `str`", "seed"),
+    ({"honed": {"lora_rank": 1.5}}, "honed.lora_rank: Expected `int`, got `float`", "honed.lora_rank"),
+    ({"honed": {"lora_rnak": 8}}, "honed: Object contains unknown field `lora_rnak`", "honed"),
 ])
 def test_a_field_of_the_wrong_type_is_named(api, stored, tiny_model, body, fragment, param):
     before = stored["snapshot"]()

@@ -12,6 +12,7 @@ from honed.errors import InvalidRequest
 from honed.services import Services
 
 T = TypeVar("T")
+AUTO_FIELDS = frozenset({"n_epochs", "batch_size", "learning_rate_multiplier"})
 
 
 def services(request: Request) -> Services:
@@ -30,8 +31,12 @@ def decode_body(raw: bytes, type_: type[T]) -> T:
         return msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        param = text.split("at `$.", 1)[1].rstrip("`") if "at `$." in text else None
-        raise InvalidRequest(f"invalid request body: {text}", param=param) from exc
+        detail, _, where = text.partition(" - at `$.")
+        param = where.rstrip("`") or None
+        if detail.startswith("Invalid enum value") and param and param.rsplit(".", 1)[-1] in AUTO_FIELDS:
+            detail += ' (use a number or "auto")'
+        raise InvalidRequest(f"{param}: {detail}" if param else f"invalid request body: {detail}",
+                             param=param) from exc
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
 
