@@ -305,8 +305,9 @@ class AsyncClient:
         return _decode(call, response)
 
     async def _lines(self, call: Call, headers: dict[str, str] | None = None) -> AsyncIterator[tuple[str | None, str]]:
-        async with self._http.stream(call.method, call.path, headers=headers, timeout=None,
-                                     **_request_args(call)) as response:
+        args = _request_args(call)
+        args["headers"] = {**args.get("headers", {}), **(headers or {})}
+        async with self._http.stream(call.method, call.path, timeout=None, **args) as response:
             if not response.is_success:
                 await response.aread()
                 _raise_for(response)

@@ -70,6 +70,9 @@ class WorkerSupervisor:
 @click.group()
 def main() -> None:
     """honed: a local fine-tuning daemon."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # loaders' tqdm bars only clutter the daemon's and worker's logs
 
 
 @main.command()
