@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,33 @@ def _base_url(base_url: str | None) -> str:
     return (base_url or os.environ.get("HONED_URL") or DEFAULT_BASE_URL).rstrip("/")
 
 
+def _attach_resources(client: Any) -> None:
+    """The same resource objects on both clients; only how a Call is executed differs."""
+    client.files = Files(client._execute)
+    client.fine_tuning = _Namespace(jobs=Jobs(client._execute))
+    client.fine_tuning.jobs.stream = client._stream_job_events
+    client.chat = _Namespace(completions=ChatCompletions(client._execute, client._stream_chunks))
+    client.models = Models(client._execute)
+
+
+def _chunk(data: str) -> ChatCompletionChunk | None:
+    """One chat SSE message as a chunk; None at the closing [DONE]."""
+    if data == "[DONE]":
+        return None
+    payload = json.loads(data)
+    if "error" in payload:
+        raise HoneError(500, payload["error"]["message"])
+    return msgspec.convert(payload, ChatCompletionChunk)
+
+
+def _events_call(job_id: str) -> Call:
+    return Call("GET", f"/v1/fine_tuning/jobs/{job_id}/events", params={"stream": "true"})
+
+
+def _unreachable(base_url: str, exc: Exception) -> HoneError:
+    return HoneError(0, f"cannot reach honed at {base_url} ({exc}); is `honed serve` running?")
+
+
 # ----------------------------------------------------------------------------------------- clients
 
 
@@ -215,44 +243,39 @@ class Client:
     def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0) -> None:
         self.base_url = _base_url(base_url)
         self._http = httpx.Client(base_url=self.base_url, headers=_headers(api_key), timeout=timeout)
-        self.files = Files(self._execute)
-        self.fine_tuning = _Namespace(jobs=Jobs(self._execute))
-        self.fine_tuning.jobs.stream = self._stream_job_events
+        _attach_resources(self)
         self.fine_tuning.jobs.wait = self._wait
-        self.chat = _Namespace(completions=ChatCompletions(self._execute, self._stream_chunks))
-        self.models = Models(self._execute)
 
     def _execute(self, call: Call) -> Any:
         try:
             response = self._http.request(call.method, call.path, **_request_args(call))
         except httpx.TransportError as exc:
-            raise HoneError(0, f"cannot reach honed at {self.base_url} ({exc}); is `honed serve` running?") from None
+            raise _unreachable(self.base_url, exc) from None
         return _decode(call, response)
 
-    def _stream_chunks(self, call: Call) -> Iterator[ChatCompletionChunk]:
-        with self._http.stream(call.method, call.path, **_request_args(call)) as response:
+    @contextmanager
+    def _sse(self, call: Call, headers: dict[str, str] | None = None) -> Iterator[Iterator[tuple[str | None, str]]]:
+        args = _request_args(call)
+        args["headers"] = {**args.get("headers", {}), **(headers or {})}
+        with self._http.stream(call.method, call.path, timeout=None, **args) as response:
             if not response.is_success:
                 response.read()
                 _raise_for(response)
-            for _, data in _sse_data(response.iter_lines()):
-                if data == "[DONE]":
+            yield _sse_data(response.iter_lines())
+
+    def _stream_chunks(self, call: Call) -> Iterator[ChatCompletionChunk]:
+        with self._sse(call) as messages:
+            for _, data in messages:
+                if (chunk := _chunk(data)) is None:
                     return
-                payload = json.loads(data)
-                if "error" in payload:
-                    raise HoneError(500, payload["error"]["message"])
-                yield msgspec.convert(payload, ChatCompletionChunk)
+                yield chunk
 
     def _stream_job_events(self, job_id: str, after_seq: int = 0) -> Iterator[JobEvent]:
         """Live events of a job, oldest first, until it ends (reconnects from the last seen seq)."""
         while True:
             try:
-                with self._http.stream("GET", f"/v1/fine_tuning/jobs/{job_id}/events",
-                                       params={"stream": "true"},
-                                       headers={"Last-Event-ID": str(after_seq)}, timeout=None) as response:
-                    if not response.is_success:
-                        response.read()
-                        _raise_for(response)
-                    for event_type, data in _sse_data(response.iter_lines()):
+                with self._sse(_events_call(job_id), headers={"Last-Event-ID": str(after_seq)}) as messages:
+                    for event_type, data in messages:
                         if event_type == "done":
                             return
                         event = msgspec.json.decode(data, type=JobEvent)
@@ -291,17 +314,13 @@ class AsyncClient:
     def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0) -> None:
         self.base_url = _base_url(base_url)
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=_headers(api_key), timeout=timeout)
-        self.files = Files(self._execute)
-        self.fine_tuning = _Namespace(jobs=Jobs(self._execute))
-        self.fine_tuning.jobs.stream = self._stream_job_events
-        self.chat = _Namespace(completions=ChatCompletions(self._execute, self._stream_chunks))
-        self.models = Models(self._execute)
+        _attach_resources(self)
 
     async def _execute(self, call: Call) -> Any:
         try:
             response = await self._http.request(call.method, call.path, **_request_args(call))
         except httpx.TransportError as exc:
-            raise HoneError(0, f"cannot reach honed at {self.base_url} ({exc}); is `honed serve` running?") from None
+            raise _unreachable(self.base_url, exc) from None
         return _decode(call, response)
 
     async def _lines(self, call: Call, headers: dict[str, str] | None = None) -> AsyncIterator[tuple[str | None, str]]:
@@ -318,16 +337,12 @@ class AsyncClient:
 
     async def _stream_chunks(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
         async for _, data in self._lines(call):
-            if data == "[DONE]":
+            if (chunk := _chunk(data)) is None:
                 return
-            payload = json.loads(data)
-            if "error" in payload:
-                raise HoneError(500, payload["error"]["message"])
-            yield msgspec.convert(payload, ChatCompletionChunk)
+            yield chunk
 
     async def _stream_job_events(self, job_id: str, after_seq: int = 0) -> AsyncIterator[JobEvent]:
-        call = Call("GET", f"/v1/fine_tuning/jobs/{job_id}/events", params={"stream": "true"})
-        async for event_type, data in self._lines(call, headers={"Last-Event-ID": str(after_seq)}):
+        async for event_type, data in self._lines(_events_call(job_id), headers={"Last-Event-ID": str(after_seq)}):
             if event_type == "done":
                 return
             yield msgspec.json.decode(data, type=JobEvent)

@@ -45,14 +45,14 @@ def follow_job(client: Client, job_id: str, console: Console) -> FineTuningJob:
         event: JobEvent
         for event in client.fine_tuning.jobs.stream(job_id):
             data = event.data or {}
-            if event.type == "metrics":
+            if event.kind == "metrics":
                 losses.append(float(data["train_loss"]))
                 progress.update(task, description="training", total=data["total_steps"], completed=data["step"],
                                 loss=f"{data['train_loss']:.3f}", spark=sparkline(losses),
                                 rate=f"{data['tokens_per_second']:.0f}", eta=_eta(data.get("eta_s")))
-            elif event.type == "status":
+            elif event.kind == "status":
                 progress.update(task, description=data.get("status", event.type))
-            elif event.type in ("log", "warning", "eval") or event.level != "info":
+            elif event.kind in ("log", "warning", "eval") or event.level != "info":
                 style = "yellow" if event.level == "warn" else "red" if event.level == "error" else "dim"
                 progress.console.print(f"[{style}]{event.message}[/]")
     return client.fine_tuning.jobs.retrieve(job_id)

@@ -165,7 +165,11 @@ class FineTuningJobList(msgspec.Struct):
 
 
 class JobEvent(msgspec.Struct):
-    """One thing a job told the world: OpenAI's event shape plus honed's `seq` (the SSE id)."""
+    """One thing a job told the world: OpenAI's event shape plus honed's `seq` (the SSE id) and `kind`.
+
+    `type` is OpenAI's ("metrics" or "message"); `kind` is honed's finer one: status, metrics, eval, checkpoint,
+    warning or log (also the SSE `event:` name).
+    """
 
     id: str
     created_at: int
@@ -174,6 +178,7 @@ class JobEvent(msgspec.Struct):
     type: str
     data: dict[str, Any] | None
     seq: int
+    kind: str
     object: str = "fine_tuning.job.event"
 
 
@@ -307,3 +312,42 @@ class ModelObject(msgspec.Struct):
 class ModelList(msgspec.Struct):
     data: list[ModelObject]
     object: str = "list"
+
+
+# ------------------------------------------------------------------------------------- completions
+
+
+class CompletionCreate(msgspec.Struct):
+    model: str
+    prompt: str | list[str]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    n: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logprobs: int | None = None
+    echo: bool = False
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    user: str | None = None
+    suffix: str | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+
+
+class CompletionChoice(msgspec.Struct):
+    index: int
+    text: str
+    finish_reason: str | None
+    logprobs: dict[str, Any] | None = None
+
+
+class TextCompletion(msgspec.Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    object: str = "text_completion"
+    usage: Usage | None = None
+    system_fingerprint: str | None = None

@@ -45,8 +45,11 @@ class WorkerSupervisor:
         threading.Thread(target=self._watch, name="honed-worker-watch", daemon=True).start()
 
     def _spawn(self) -> None:
+        # niced from its first instruction (not after its imports), so even loading torch stays in the background
+        nice = self.settings.worker_nice
         self.process = subprocess.Popen([sys.executable, "-m", "honed", "worker"], env=_worker_env(self.settings),
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+                                        stdout=self._log, stderr=subprocess.STDOUT,
+                                        preexec_fn=lambda: os.nice(nice))
         log.info("worker started (pid %d, log %s)", self.process.pid, self._log.name)
 
     def _watch(self) -> None:

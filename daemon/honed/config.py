@@ -20,6 +20,8 @@ class Settings(msgspec.Struct, frozen=True):
     """When set, the job queue is RedisHuey on this URL instead of the SQLite queue in HONED_HOME."""
     api_key: str | None = None
     max_upload_bytes: int = 512 * 1024 * 1024
+    adapter_memory_bytes: int = 1024 * 1024 * 1024
+    """HONED_ADAPTER_MEMORY_MB: loaded LoRA adapters may take this much memory; the coldest go first."""
     worker_nice: int = 10
 
     @property
@@ -78,6 +80,8 @@ def load_settings(**overrides: object) -> Settings:
     }
     if os.environ.get("HONED_MAX_UPLOAD_BYTES"):
         values["max_upload_bytes"] = int(os.environ["HONED_MAX_UPLOAD_BYTES"])
+    if os.environ.get("HONED_ADAPTER_MEMORY_MB"):
+        values["adapter_memory_bytes"] = int(float(os.environ["HONED_ADAPTER_MEMORY_MB"]) * 1024 * 1024)
     values.update({key: value for key, value in overrides.items() if value is not None})
     values["home"] = Path(values["home"]).expanduser().resolve()  # type: ignore[arg-type]
     return Settings(**values)  # type: ignore[arg-type]

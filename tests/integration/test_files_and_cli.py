@@ -56,7 +56,7 @@ def test_validation_file_gives_validation_loss_on_checkpoints(daemon, tiny_model
         checkpoints = client.fine_tuning.jobs.checkpoints(job.id).data
         assert len(checkpoints) == 3  # steps 3, 6 and the final step 8
         assert all(c.metrics.valid_loss is not None and c.metrics.valid_loss > 0 for c in checkpoints)
-        evals = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data if e.type == "eval"]
+        evals = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data if e.kind == "eval"]
         assert evals and evals[0].data["phase"] == "final"
 
 

@@ -29,6 +29,13 @@ def run_secret_job(client: Client, tiny_model, tmp_path, epochs: int = 15, **hon
     return job.id
 
 
+def wait_for_checkpoint(client: Client, job_id: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not client.fine_tuning.jobs.checkpoints(job_id).data:
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.2)
+
+
 def check_learned_flow(client: Client, tiny_model, tmp_path) -> None:
     job_id = run_secret_job(client, tiny_model, tmp_path)
     job = client.fine_tuning.jobs.wait(job_id, poll=0.5, timeout=300)
@@ -96,10 +103,7 @@ def test_streamed_chat_matches_the_non_streamed_answer(daemon, tiny_model):
 def test_cancel_stops_a_running_job_within_a_step_and_keeps_its_checkpoint(daemon, tiny_model, tmp_path):
     with Client(daemon.base_url) as client:
         job_id = run_secret_job(client, tiny_model, tmp_path, epochs=100, checkpoint_interval=5)
-        deadline = time.monotonic() + 120
-        while not client.fine_tuning.jobs.checkpoints(job_id).data:
-            assert time.monotonic() < deadline, "no checkpoint was written"
-            time.sleep(0.2)
+        wait_for_checkpoint(client, job_id)
         cancelled = client.fine_tuning.jobs.cancel(job_id)
         assert cancelled.status == "cancelled"
         step_at_cancel = max(e.data["step"] for e in client.fine_tuning.jobs.list_events(job_id, limit=200).data
@@ -120,10 +124,7 @@ def test_jobs_survive_a_daemon_restart_and_an_interrupted_job_resumes(honed_home
     first = LocalDaemon(honed_home, port).start()
     with Client(first.base_url) as client:
         job_id = run_secret_job(client, tiny_model, tmp_path, epochs=40, checkpoint_interval=10)
-        deadline = time.monotonic() + 120
-        while not client.fine_tuning.jobs.checkpoints(job_id).data:
-            assert time.monotonic() < deadline, "no checkpoint was written"
-            time.sleep(0.2)
+        wait_for_checkpoint(client, job_id)
     first.kill()  # kill -9 the API and the worker mid-training
 
     second = LocalDaemon(honed_home, port).start()

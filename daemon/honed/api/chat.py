@@ -1,19 +1,16 @@
-"""/v1/chat/completions: OpenAI's chat endpoint over base and fine-tuned models, streaming or not.
-
-Generation runs in a thread (the event loop keeps answering /healthz and SSE while a model thinks); a streaming
-response gets its pieces through an asyncio queue and tells the thread to stop if the client goes away.
-"""
+"""/v1/chat/completions: OpenAI's chat endpoint over base and fine-tuned models, streaming or not."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, post
 from litestar.response import Stream
 
 from hone.types import (
@@ -27,14 +24,15 @@ from hone.types import (
     Usage,
 )
 from honed.api.common import decode_body, new_id, services
+from honed.api.sampling import choice_seed, sampling_params
 from honed.data.tokenize import prompt_ids
-from honed.engines import get_engine
-from honed.engines.base import GenerationParams
 from honed.errors import InvalidRequest
-from honed.serving.completion import Completion, TextPiece, decode_stream, stop_token_ids
+from honed.serving.completion import TextPiece
+from honed.serving.generation import Step, generate_pieces, pieces_in_thread
 
 DEFAULT_MAX_TOKENS = 512
 ROLES = ("system", "user", "assistant", "developer", "tool")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _messages(body: ChatCompletionCreate) -> list[dict[str, str]]:
@@ -53,152 +51,92 @@ def _messages(body: ChatCompletionCreate) -> list[dict[str, str]]:
     return out
 
 
-def _params(body: ChatCompletionCreate) -> tuple[GenerationParams, list[str], int]:
-    max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS
-    if max_tokens < 1:
-        raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
-    temperature = 1.0 if body.temperature is None else body.temperature
-    if not 0 <= temperature <= 2:
-        raise InvalidRequest("temperature must be between 0 and 2", param="temperature")
-    top_p = 1.0 if body.top_p is None else body.top_p
-    if not 0 < top_p <= 1:
-        raise InvalidRequest("top_p must be in (0, 1]", param="top_p")
-    n = body.n or 1
-    if not 1 <= n <= 8:
-        raise InvalidRequest("n must be between 1 and 8", param="n")
-    top_logprobs = body.top_logprobs or 0
-    if not 0 <= top_logprobs <= 20:
-        raise InvalidRequest("top_logprobs must be between 0 and 20", param="top_logprobs")
-    if top_logprobs and not body.logprobs:
-        raise InvalidRequest("top_logprobs requires logprobs=true", param="top_logprobs")
-    stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-    if len(stops) > 4:
-        raise InvalidRequest("stop may hold at most 4 sequences", param="stop")
-    params = GenerationParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=body.seed,
-                              top_logprobs=top_logprobs)
-    return params, [s for s in stops if s], n
-
-
-def _logprobs(piece: TextPiece, tokenizer: Any) -> list[dict[str, Any]]:
+def token_logprobs(piece: TextPiece, tokenizer: Any) -> list[dict[str, Any]]:
+    """OpenAI's chat logprobs entries for the tokens of one piece."""
     def entry(token_id: int, logprob: float) -> dict[str, Any]:
         text = tokenizer.decode([token_id])
         return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
 
-    return [
-        {**entry(t.id, t.logprob), "top_logprobs": [entry(i, lp) for i, lp in (t.top or [])]}
-        for t in piece.tokens
-    ]
+    return [{**entry(t.id, t.logprob), "top_logprobs": [entry(i, lp) for i, lp in (t.top or [])]}
+            for t in piece.tokens]
 
 
-def _generate(request: Request, body: ChatCompletionCreate, choice_seed: int | None,
-              stop_flag: threading.Event) -> Iterator[tuple[TextPiece | None, Completion, int, Any]]:
-    """Runs in a worker thread: yields (piece, state, prompt_tokens, tokenizer); a final (None, ...) at the end."""
-    registry = services(request).registry
-    params, stops, _ = _params(body)
-    params = msgspec.structs.replace(params, seed=choice_seed)
-    with registry.use(body.model) as (model, tokenizer, _served):
-        ids = prompt_ids(tokenizer, _messages(body))
-        state = Completion()
-        tokens = get_engine("torch").generate(model, ids, params, stop_token_ids(tokenizer, model))
-
-        def until_stopped():
-            for token in tokens:
-                if stop_flag.is_set():
-                    return
-                yield token
-
-        for piece in decode_stream(until_stopped(), tokenizer, stop_token_ids(tokenizer, model), stops, state):
-            yield piece, state, len(ids), tokenizer
-        yield None, state, len(ids), tokenizer
+def sse(payload: Any) -> bytes:
+    return b"data: " + msgspec.json.encode(payload) + b"\n\n"
 
 
-def _seed(body: ChatCompletionCreate, index: int) -> int | None:
-    return None if body.seed is None else body.seed + index
+def sse_error(exc: BaseException) -> bytes:
+    message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    return sse({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
 
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request) -> Any:
     body = decode_body(await request.body(), ChatCompletionCreate)
-    _, _, n = _params(body)
-    _messages(body)
+    if body.top_logprobs and not body.logprobs:
+        raise InvalidRequest("top_logprobs requires logprobs=true", param="top_logprobs")
+    params, stops, n = sampling_params(
+        max_tokens=body.max_completion_tokens or body.max_tokens, temperature=body.temperature, top_p=body.top_p,
+        n=body.n, top_logprobs=body.top_logprobs or 0, stop=body.stop, seed=body.seed,
+        default_max_tokens=DEFAULT_MAX_TOKENS)
+    messages = _messages(body)
     registry = services(request).registry
     await asyncio.to_thread(registry.lookup, body.model)  # unknown model -> 404 before any streaming starts
+
+    def run(index: int, stop_flag: threading.Event):
+        return generate_pieces(registry, body.model, partial(prompt_ids, messages=messages),
+                               msgspec.structs.replace(params, seed=choice_seed(body.seed, index)), stops, stop_flag)
+
+    runs = [partial(run, index) for index in range(n)]
     completion_id, created = new_id("chatcmpl"), int(time.time())
     if body.stream:
-        return Stream(_stream(request, body, n, completion_id, created), media_type="text/event-stream",
-                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return Stream(_stream(body, runs, n, completion_id, created), media_type="text/event-stream",
+                      headers=SSE_HEADERS)
 
     def run_all() -> ChatCompletion:
         choices, prompt_tokens, completion_tokens = [], 0, 0
-        for index in range(n):
-            pieces: list[TextPiece] = []
-            state, tokenizer = Completion(), None
-            for piece, state, prompt_tokens, tokenizer in _generate(request, body, _seed(body, index),
-                                                                   threading.Event()):
-                if piece is not None:
-                    pieces.append(piece)
+        for index, choice_run in enumerate(runs):
+            steps = list(choice_run(threading.Event()))
+            last = steps[-1]
+            pieces = [s.piece for s in steps if s.piece is not None]
             logprobs = None
             if body.logprobs:
-                logprobs = {"content": [e for p in pieces for e in _logprobs(p, tokenizer)], "refusal": None}
+                logprobs = {"content": [e for p in pieces for e in token_logprobs(p, last.tokenizer)],
+                            "refusal": None}
             choices.append(ChatChoice(index=index, message=AssistantMessage("".join(p.text for p in pieces)),
-                                      finish_reason=state.finish_reason, logprobs=logprobs))
-            completion_tokens += state.completion_tokens
+                                      finish_reason=last.state.finish_reason, logprobs=logprobs))
+            prompt_tokens = last.prompt_tokens
+            completion_tokens += last.state.completion_tokens
         usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
         return ChatCompletion(id=completion_id, created=created, model=body.model, choices=choices, usage=usage)
 
     return await asyncio.to_thread(run_all)
 
 
-def _sse(chunk: Any) -> bytes:
-    return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
-
-
-async def _stream(request: Request, body: ChatCompletionCreate, n: int, completion_id: str,
+async def _stream(body: ChatCompletionCreate, runs: list, n: int, completion_id: str,
                   created: int) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    stop_flag = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for index in range(n):
-                for item in _generate(request, body, _seed(body, index), stop_flag):
-                    loop.call_soon_threadsafe(queue.put_nowait, (index, item))
-        except BaseException as exc:  # surfaced to the client as an error chunk
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, done)
-
     def chunk(index: int, delta: ChunkDelta, finish: str | None = None, logprobs: Any = None) -> bytes:
-        return _sse(ChatCompletionChunk(id=completion_id, created=created, model=body.model,
-                                        choices=[ChunkChoice(index, delta, finish, logprobs)]))
+        return sse(ChatCompletionChunk(id=completion_id, created=created, model=body.model,
+                                       choices=[ChunkChoice(index, delta, finish, logprobs)]))
 
-    thread = threading.Thread(target=produce, name="honed-generate", daemon=True)
-    thread.start()
+    for index in range(n):
+        yield chunk(index, ChunkDelta(role="assistant", content=""))
     prompt_tokens, completion_tokens = 0, 0
+    step: Step
     try:
-        for index in range(n):
-            yield chunk(index, ChunkDelta(role="assistant", content=""))
-        while True:
-            item = await queue.get()
-            if item is done:
-                break
-            if isinstance(item, BaseException):
-                message = getattr(item, "message", None) or f"{type(item).__name__}: {item}"
-                yield _sse({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
-                break
-            index, (piece, state, prompt_tokens, tokenizer) = item
-            if piece is None:
-                completion_tokens += state.completion_tokens
-                yield chunk(index, ChunkDelta(), state.finish_reason)
+        async for index, step in pieces_in_thread(runs):
+            prompt_tokens = step.prompt_tokens
+            if step.piece is None:
+                completion_tokens += step.state.completion_tokens
+                yield chunk(index, ChunkDelta(), step.state.finish_reason)
                 continue
-            logprobs = {"content": _logprobs(piece, tokenizer), "refusal": None} if body.logprobs else None
-            yield chunk(index, ChunkDelta(content=piece.text), None, logprobs)
-        if body.stream_options and body.stream_options.include_usage:
-            usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
-            yield _sse(ChatCompletionChunk(id=completion_id, created=created, model=body.model, choices=[],
-                                           usage=usage))
-        yield b"data: [DONE]\n\n"
-    finally:
-        stop_flag.set()  # the client left or we finished: the generation thread ends at its next token
+            logprobs = {"content": token_logprobs(step.piece, step.tokenizer), "refusal": None} \
+                if body.logprobs else None
+            yield chunk(index, ChunkDelta(content=step.piece.text), None, logprobs)
+    except Exception as exc:  # headers are sent: the error travels as a chunk, as OpenAI's server does
+        yield sse_error(exc)
+        return
+    if body.stream_options and body.stream_options.include_usage:
+        usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+        yield sse(ChatCompletionChunk(id=completion_id, created=created, model=body.model, choices=[], usage=usage))
+    yield b"data: [DONE]\n\n"

@@ -51,7 +51,8 @@ def job_object(row: JobRow) -> FineTuningJob:
 
 def event_object(row: EventRow) -> JobEvent:
     return JobEvent(id=f"ftevent-{row.seq}", created_at=int(row.created_at), level=row.level,
-                    message=row.message, type=row.type, data=row.data, seq=row.seq)
+                    message=row.message, type="metrics" if row.type == "metrics" else "message", data=row.data,
+                    seq=row.seq, kind=row.type)
 
 
 def _event_seq(value: str | None, param: str) -> int | None:

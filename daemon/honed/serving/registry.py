@@ -2,7 +2,8 @@
 
 A fine-tuned LoRA model is its base plus a named peft adapter; all adapters of one base share its weights
 (peft multi-adapter), and the first request for a newly succeeded job loads its adapter without a restart.
-Requests on one base are serialised by a lock, because the active adapter is state of the shared model.
+Loaded adapters are kept in LRU order within a memory budget; the coldest are unloaded first. Requests on one
+base are serialised by a lock, because the active adapter is state of the shared model.
 """
 
 from __future__ import annotations
@@ -37,19 +38,25 @@ class _LoadedBase:
         self.model = model
         self.tokenizer = tokenizer
         self.lock = threading.Lock()
-        self.adapters: OrderedDict[str, Path] = OrderedDict()  # least recently used first
+        self.adapters: OrderedDict[str, int] = OrderedDict()  # name -> bytes, least recently used first
 
     @property
     def has_peft(self) -> bool:
         return bool(self.adapters)
 
 
+def adapter_bytes(model: Any, name: str) -> int:
+    """Memory held by one named adapter's weights."""
+    marker = f".{name}."
+    return sum(p.numel() * p.element_size() for key, p in model.named_parameters() if marker in key)
+
+
 class ModelRegistry:
-    def __init__(self, settings: Settings, store: Store, max_adapters: int = 8) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
         self.catalog = ModelCatalog(settings.models_dir)
-        self.max_adapters = max_adapters
+        self.adapter_budget = settings.adapter_memory_bytes
         self._bases: dict[str, _LoadedBase] = {}
         self._loading = threading.Lock()
 
@@ -94,17 +101,22 @@ class ModelRegistry:
         name, directory = served.adapter_name, served.adapter_dir
         assert name is not None and directory is not None
         if name not in loaded.adapters:
-            if not loaded.adapters:
-                loaded.model = PeftModel.from_pretrained(loaded.model, directory, adapter_name=name)
-            else:
+            if isinstance(loaded.model, PeftModel):
                 loaded.model.load_adapter(directory, adapter_name=name)
-            loaded.adapters[name] = directory
-            while len(loaded.adapters) > self.max_adapters:
-                coldest, _ = loaded.adapters.popitem(last=False)
-                loaded.model.delete_adapter(coldest)
+            else:
+                loaded.model = PeftModel.from_pretrained(loaded.model, directory, adapter_name=name)
+            loaded.adapters[name] = adapter_bytes(loaded.model, name)
+            self._evict(loaded, keep=name)
         loaded.adapters.move_to_end(name)
         loaded.model.set_adapter(name)
         loaded.model.eval()
+
+    def _evict(self, loaded: _LoadedBase, keep: str) -> None:
+        """Unload least recently used adapters until the loaded ones fit the budget (never `keep`)."""
+        while sum(loaded.adapters.values()) > self.adapter_budget and len(loaded.adapters) > 1:
+            coldest = next(name for name in loaded.adapters if name != keep)
+            loaded.adapters.pop(coldest)
+            loaded.model.delete_adapter(coldest)
 
     @contextmanager
     def use(self, name: str) -> Iterator[tuple[Any, Any, ServedModel]]:
@@ -121,8 +133,9 @@ class ModelRegistry:
             else:
                 yield loaded.model, loaded.tokenizer, served
 
-    def loaded_adapters(self) -> int:
-        return sum(len(b.adapters) for b in self._bases.values())
+    def loaded_adapters(self) -> list[str]:
+        """Names of the adapters in memory, coldest first."""
+        return [name for base in self._bases.values() for name in base.adapters]
 
     def validate_name(self, name: str) -> None:
         if not isinstance(name, str) or not name.strip():

@@ -1,0 +1,79 @@
+"""Text generation for the OpenAI endpoints: one model held, tokens decoded into pieces, run off the event loop.
+
+`generate_pieces` is the synchronous core (it runs in a worker thread); `pieces_in_thread` drives it from
+asyncio for streaming responses, and stops it at its next token when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import msgspec
+
+from honed.engines import get_engine
+from honed.engines.base import GenerationParams
+from honed.serving.completion import Completion, TextPiece, decode_stream, stop_token_ids
+from honed.serving.registry import ModelRegistry
+
+
+class Step(msgspec.Struct):
+    """One text piece (None once generation has finished), with the running state of the completion."""
+
+    piece: TextPiece | None
+    state: Completion
+    prompt_tokens: int
+    tokenizer: Any
+
+
+def generate_pieces(registry: ModelRegistry, model_name: str, make_prompt: Callable[[Any], list[int]],
+                    params: GenerationParams, stops: list[str], stop_flag: threading.Event) -> Iterator[Step]:
+    """Generate for `model_name`, holding it exclusively; ends with a Step whose piece is None."""
+    with registry.use(model_name) as (model, tokenizer, _served):
+        ids = make_prompt(tokenizer)
+        state = Completion()
+        stop_ids = stop_token_ids(tokenizer, model)
+        tokens = get_engine("torch").generate(model, ids, params, stop_ids)
+
+        def until_stopped():
+            for token in tokens:
+                if stop_flag.is_set():
+                    return
+                yield token
+
+        for piece in decode_stream(until_stopped(), tokenizer, stop_ids, stops, state):
+            yield Step(piece, state, len(ids), tokenizer)
+        yield Step(None, state, len(ids), tokenizer)
+
+
+async def pieces_in_thread(runs: list[Callable[[threading.Event], Iterator[Step]]]) -> AsyncIterator[tuple[int, Step]]:
+    """Run each generation (one per choice) in a thread, in turn; yield (choice index, step) as they come.
+
+    An exception in the thread is re-raised here. Leaving the iterator early (a client disconnect) sets the
+    stop flag, so the thread ends at its next token and releases the model.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    stop_flag = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for index, run in enumerate(runs):
+                for step in run(stop_flag):
+                    loop.call_soon_threadsafe(queue.put_nowait, (index, step))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, done)
+
+    threading.Thread(target=produce, name="honed-generate", daemon=True).start()
+    try:
+        while (item := await queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop_flag.set()
