@@ -61,6 +61,15 @@ def check_learned_flow(client: Client, tiny_model, tmp_path) -> None:
     assert [c.step_number for c in checkpoints] == sorted((c.step_number for c in checkpoints), reverse=True)
     assert checkpoints[0].step_number == metrics[-1]["step"]
 
+    # the live stream replays from Last-Event-ID: exactly the stored events after it, then a terminal event
+    ordered = list(reversed(events))
+    middle = ordered[len(ordered) // 2]
+    with httpx.stream("GET", f"{client.base_url}/v1/fine_tuning/jobs/{job_id}/events",
+                      headers={"Accept": "text/event-stream", "Last-Event-ID": str(middle.seq)}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        ids = [int(line[4:]) for line in response.iter_lines() if line.startswith("id: ")]
+    assert ids[:-1] == [e.seq for e in ordered if e.seq > middle.seq]
+
     models = [m.id for m in client.models.list().data]
     assert job.fine_tuned_model in models
 

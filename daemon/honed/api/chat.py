@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 from litestar import Request, post
-from litestar.response import Stream
 
 from hone.types import (
     AssistantMessage,
@@ -23,7 +22,7 @@ from hone.types import (
     ChunkDelta,
     Usage,
 )
-from honed.api.common import decode_body, new_id, services
+from honed.api.common import EventStream, decode_body, new_id, services
 from honed.api.sampling import choice_seed, sampling_params
 from honed.data.tokenize import prompt_ids
 from honed.errors import InvalidRequest
@@ -32,7 +31,6 @@ from honed.serving.generation import Step, generate_pieces, pieces_in_thread
 
 DEFAULT_MAX_TOKENS = 512
 ROLES = ("system", "user", "assistant", "developer", "tool")
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _messages(body: ChatCompletionCreate) -> list[dict[str, str]]:
@@ -90,8 +88,7 @@ async def chat_completions(request: Request) -> Any:
     runs = [partial(run, index) for index in range(n)]
     completion_id, created = new_id("chatcmpl"), int(time.time())
     if body.stream:
-        return Stream(_stream(body, runs, n, completion_id, created), media_type="text/event-stream",
-                      headers=SSE_HEADERS)
+        return EventStream(_stream(body, runs, n, completion_id, created))
 
     def run_all() -> ChatCompletion:
         choices, prompt_tokens, completion_tokens = [], 0, 0

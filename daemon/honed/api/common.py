@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
+from litestar.response import Stream
 
 from honed.errors import InvalidRequest
 from honed.services import Services
@@ -51,3 +52,19 @@ def limit_param(value: Any, default: int = 20, maximum: int = 100) -> int:
     if not 1 <= number <= maximum:
         raise InvalidRequest(f"limit must be between 1 and {maximum}", param="limit")
     return number
+
+
+class EventStream(Stream):
+    """A text/event-stream response.
+
+    Litestar's Stream lets the route's media type win over its own, and routes that also answer JSON (chat,
+    events) default to JSON; an SSE body must say text/event-stream or browsers and SDKs will not parse it.
+    """
+
+    def __init__(self, content: Any) -> None:
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["media_type"] = "text/event-stream"
+        return super().to_asgi_response(*args, **kwargs)

@@ -11,11 +11,10 @@ from typing import Any
 
 import msgspec
 from litestar import Request, post
-from litestar.response import Stream
 
 from hone.types import CompletionChoice, CompletionCreate, TextCompletion, Usage
-from honed.api.chat import SSE_HEADERS, sse, sse_error
-from honed.api.common import decode_body, new_id, services
+from honed.api.chat import sse, sse_error
+from honed.api.common import EventStream, decode_body, new_id, services
 from honed.api.sampling import choice_seed, sampling_params
 from honed.errors import InvalidRequest
 from honed.serving.completion import TextPiece
@@ -65,8 +64,7 @@ async def completions(request: Request) -> Any:
     runs = [partial(run, index) for index in range(len(prompts) * n)]
     completion_id, created = new_id("cmpl"), int(time.time())
     if body.stream:
-        return Stream(_stream(body, prompts, n, runs, completion_id, created), media_type="text/event-stream",
-                      headers=SSE_HEADERS)
+        return EventStream(_stream(body, prompts, n, runs, completion_id, created))
 
     def run_all() -> TextCompletion:
         choices, prompt_tokens, completion_tokens = [], 0, 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import ServerSentEventMessage
 
 from hone.types import (
     TERMINAL_STATUSES,
@@ -24,9 +24,9 @@ from hone.types import (
     ResolvedHyperparameters,
     ResolvedMethod,
 )
-from honed.api.common import decode_body, limit_param, new_id, services
+from honed.api.common import EventStream, decode_body, limit_param, new_id, services
 from honed.errors import Conflict, InvalidRequest, NotFound
-from honed.jobs.spec import resolve_spec
+from honed.jobs.spec import resolve_spec, validate_request
 from honed.jobs.store import EventRow, JobRow
 
 EVENT_POLL_SECONDS = 0.05
@@ -83,6 +83,7 @@ class FineTuningController(Controller):
     async def create(self, request: Request) -> FineTuningJob:
         svc = services(request)
         body = decode_body(await request.body(), FineTuneCreate)
+        validate_request(body)  # the request's own fields first, then what it refers to
         source = svc.catalog.resolve(body.model)
         _check_file(svc, body.training_file, "training_file")
         _check_file(svc, body.validation_file, "validation_file")
@@ -124,7 +125,7 @@ class FineTuningController(Controller):
             start = _event_seq(request.headers.get("last-event-id"), "Last-Event-ID")
             if start is None:
                 start = _event_seq(after, "after") or 0
-            return ServerSentEvent(_follow(request, job_id, start))
+            return EventStream(_follow(request, job_id, start))
         count = limit_param(limit, default=20, maximum=1000)
         rows = store.events_newest_first(job_id, before_seq=_event_seq(after, "after"), limit=count + 1)
         return JobEventList(data=[event_object(r) for r in rows[:count]], has_more=len(rows) > count)
@@ -147,7 +148,7 @@ class FineTuningController(Controller):
                                  last_id=data[-1].id if data else None)
 
 
-async def _follow(request: Request, job_id: str, after_seq: int) -> AsyncIterator[ServerSentEventMessage]:
+async def _follow(request: Request, job_id: str, after_seq: int) -> AsyncIterator[bytes]:
     """Events after `after_seq`, as they are written, until the job has ended and everything is sent."""
     store = services(request).store
     idle = 0.0
@@ -156,16 +157,16 @@ async def _follow(request: Request, job_id: str, after_seq: int) -> AsyncIterato
         for row in rows:
             after_seq = row.seq
             yield ServerSentEventMessage(data=msgspec.json.encode(event_object(row)).decode(), event=row.type,
-                                         id=str(row.seq))
+                                         id=str(row.seq)).encode()
         if rows:
             idle = 0.0
             continue
         if store.get_job(job_id).status in TERMINAL_STATUSES and not store.events(job_id, after_seq=after_seq,
                                                                                   limit=1):
-            yield ServerSentEventMessage(data='{"done": true}', event="done", id=str(after_seq))
+            yield ServerSentEventMessage(data='{"done": true}', event="done", id=str(after_seq)).encode()
             return
         await asyncio.sleep(EVENT_POLL_SECONDS)
         idle += EVENT_POLL_SECONDS
         if idle >= KEEPALIVE_SECONDS:
             idle = 0.0
-            yield ServerSentEventMessage(data=None, comment="keep-alive")
+            yield ServerSentEventMessage(data=None, comment="keep-alive").encode()

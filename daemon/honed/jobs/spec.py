@@ -11,7 +11,7 @@ import re
 
 import msgspec
 
-from hone.types import FineTuneCreate, HonedOptions
+from hone.types import FineTuneCreate, HonedOptions, Hyperparameters
 from honed.errors import InvalidRequest
 
 BASE_LEARNING_RATE = {"lora": 2e-4, "full": 2e-5}
@@ -57,36 +57,41 @@ def _check_options(options: HonedOptions) -> None:
         raise InvalidRequest("honed.lora_rank must be at most 1024", param="honed.lora_rank")
 
 
-def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: int) -> FineTuneSpec:
-    """Validate a create request and resolve "auto"; raises InvalidRequest naming the field to fix."""
-    hyper = request.hyperparameters
+def _hyperparameters(request: FineTuneCreate) -> Hyperparameters:
     if request.method is not None and request.method.supervised and request.method.supervised.hyperparameters:
-        hyper = request.method.supervised.hyperparameters  # OpenAI's newer place for the same values
-    options = request.honed or HonedOptions()
-    _check_options(options)
+        return request.method.supervised.hyperparameters  # OpenAI's newer place for the same values
+    return request.hyperparameters or Hyperparameters()
 
-    n_epochs = hyper.n_epochs if hyper is not None else "auto"
-    batch_size = hyper.batch_size if hyper is not None else "auto"
-    multiplier = hyper.learning_rate_multiplier if hyper is not None else "auto"
-    if n_epochs == "auto":
-        n_epochs = 3
-    if batch_size == "auto":
-        batch_size = max(1, min(8, training_examples))
-    if multiplier == "auto":
-        multiplier = 1.0
-    _positive(n_epochs, "hyperparameters.n_epochs", integer=True)
-    _positive(batch_size, "hyperparameters.batch_size", integer=True)
-    _positive(multiplier, "hyperparameters.learning_rate_multiplier")
-    if n_epochs > 100:
-        raise InvalidRequest("hyperparameters.n_epochs must be at most 100", param="hyperparameters.n_epochs")
-    if batch_size > 1024:
-        raise InvalidRequest("hyperparameters.batch_size must be at most 1024", param="hyperparameters.batch_size")
 
+def validate_request(request: FineTuneCreate) -> None:
+    """The checks that need nothing but the request; raises InvalidRequest naming the field to fix."""
+    hyper = _hyperparameters(request)
+    _check_options(request.honed or HonedOptions())
+    if hyper.n_epochs != "auto":
+        _positive(hyper.n_epochs, "hyperparameters.n_epochs", integer=True)
+        if hyper.n_epochs > 100:
+            raise InvalidRequest("hyperparameters.n_epochs must be at most 100", param="hyperparameters.n_epochs")
+    if hyper.batch_size != "auto":
+        _positive(hyper.batch_size, "hyperparameters.batch_size", integer=True)
+        if hyper.batch_size > 1024:
+            raise InvalidRequest("hyperparameters.batch_size must be at most 1024",
+                                 param="hyperparameters.batch_size")
+    if hyper.learning_rate_multiplier != "auto":
+        _positive(hyper.learning_rate_multiplier, "hyperparameters.learning_rate_multiplier")
     if request.suffix is not None and not SUFFIX_PATTERN.match(request.suffix):
         raise InvalidRequest("suffix must be 1-40 characters of letters, digits, '-' or '_'", param="suffix")
     if request.seed is not None and not 0 <= request.seed < 2**31:
         raise InvalidRequest("seed must be an integer in [0, 2^31)", param="seed")
 
+
+def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: int) -> FineTuneSpec:
+    """Validate a create request and resolve "auto"; raises InvalidRequest naming the field to fix."""
+    validate_request(request)
+    hyper = _hyperparameters(request)
+    options = request.honed or HonedOptions()
+    n_epochs = 3 if hyper.n_epochs == "auto" else hyper.n_epochs
+    batch_size = max(1, min(8, training_examples)) if hyper.batch_size == "auto" else hyper.batch_size
+    multiplier = 1.0 if hyper.learning_rate_multiplier == "auto" else hyper.learning_rate_multiplier
     learning_rate = options.learning_rate or BASE_LEARNING_RATE[options.adapter] * float(multiplier)
     return FineTuneSpec(
         model=model_name,
