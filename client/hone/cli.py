@@ -82,6 +82,7 @@ def files_upload(ctx: click.Context, path: Path) -> None:
 @files.command("list")
 @click.pass_context
 def files_list(ctx: click.Context) -> None:
+    """List uploaded files."""
     table = Table("id", "filename", "bytes", "created")
     for item in _client(ctx).files.list().data:
         table.add_row(item.id, item.filename, f"{item.bytes:,}", _when(item.created_at))
@@ -150,6 +151,7 @@ def _follow(client: Client, job_id: str) -> None:
 @click.option("--limit", type=int, default=20)
 @click.pass_context
 def jobs_list(ctx: click.Context, limit: int) -> None:
+    """List fine-tuning jobs, newest first."""
     table = Table("id", "status", "model", "fine-tuned model", "created")
     for job in _client(ctx).fine_tuning.jobs.list(limit=limit).data:
         table.add_row(job.id, job.status, job.model, job.fine_tuned_model or "-", _when(job.created_at))
@@ -160,6 +162,7 @@ def jobs_list(ctx: click.Context, limit: int) -> None:
 @click.argument("job_id")
 @click.pass_context
 def jobs_show(ctx: click.Context, job_id: str) -> None:
+    """Show one job and its latest events."""
     client = _client(ctx)
     job = client.fine_tuning.jobs.retrieve(job_id)
     table = Table(show_header=False)
@@ -177,12 +180,20 @@ def jobs_show(ctx: click.Context, job_id: str) -> None:
         console.print(f"[dim]{_when(event.created_at)}[/] {event.message}", highlight=False)
 
 
-@jobs.command("cancel")
-@click.argument("job_id")
-@click.pass_context
-def jobs_cancel(ctx: click.Context, job_id: str) -> None:
-    job = _client(ctx).fine_tuning.jobs.cancel(job_id)
-    console.print(f"{job.id}  {job.status}")
+def _job_action(action: str, summary: str) -> None:
+    """`hone jobs cancel|pause|resume JOB_ID`: one POST each, printing the job's new status."""
+
+    @jobs.command(action, help=summary)
+    @click.argument("job_id")
+    @click.pass_context
+    def command(ctx: click.Context, job_id: str) -> None:
+        job = getattr(_client(ctx).fine_tuning.jobs, action)(job_id)
+        console.print(f"{job.id}  {job.status}")
+
+
+_job_action("cancel", "Stop a job for good (its checkpoints stay).")
+_job_action("pause", "Pause a job after its current step (a checkpoint is kept).")
+_job_action("resume", "Resume a paused job from its last checkpoint.")
 
 
 @jobs.command("follow")

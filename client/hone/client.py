@@ -167,6 +167,12 @@ class Jobs:
     def cancel(self, job_id: str) -> Any:
         return self._execute(Call("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel", FineTuningJob))
 
+    def pause(self, job_id: str) -> Any:
+        return self._execute(Call("POST", f"/v1/fine_tuning/jobs/{job_id}/pause", FineTuningJob))
+
+    def resume(self, job_id: str) -> Any:
+        return self._execute(Call("POST", f"/v1/fine_tuning/jobs/{job_id}/resume", FineTuningJob))
+
     def list_events(self, job_id: str, after: str | None = None, limit: int | None = None) -> Any:
         return self._execute(Call("GET", f"/v1/fine_tuning/jobs/{job_id}/events", JobEventList,
                                   params={"after": after, "limit": limit}))

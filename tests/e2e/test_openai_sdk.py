@@ -281,3 +281,41 @@ def test_sse_chunks_are_byte_exact(raw, tiny_model):
         assert event.startswith(b"data: {") and b"\n" not in event
         chunk = json.loads(event[len(b"data: "):])
         assert chunk["object"] == "chat.completion.chunk"
+
+
+def test_pause_and_resume_through_the_sdk_continue_where_training_stopped(client, tiny_model, tmp_path):
+    import time
+
+    with write_jsonl(tmp_path / "p.jsonl", chat_records([("q", "a")] * 8)).open("rb") as handle:
+        uploaded = client.files.create(file=handle, purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model=str(tiny_model), training_file=uploaded.id,
+                                         hyperparameters={"n_epochs": 12, "batch_size": 2},
+                                         extra_body={"honed": {"checkpoint_interval": 1000}})
+
+    def steps():
+        return [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=1000).data
+                if e.type == "metrics"]
+
+    deadline = time.monotonic() + 120
+    while len(steps()) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert client.fine_tuning.jobs.pause(job.id).status == "paused"
+    while not any(e.message.startswith("Training stopped at step") for e in
+                  client.fine_tuning.jobs.list_events(job.id, limit=5).data):
+        assert time.monotonic() < deadline, "the worker did not honour the pause"
+        time.sleep(0.1)
+    at_pause = max(steps())
+    time.sleep(1)
+    assert max(steps()) == at_pause  # nothing trains while paused
+    assert client.fine_tuning.jobs.checkpoints.list(job.id).data[0].step_number == at_pause
+    with pytest.raises(openai.APIStatusError, match="only queued or running jobs can be paused"):
+        client.fine_tuning.jobs.pause(job.id)
+
+    assert client.fine_tuning.jobs.resume(job.id).status == "queued"
+    finished = _wait(client, job.id)
+    assert finished.status == "succeeded", finished.error
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=1000).data]
+    assert f"Resumed from checkpoint at step {at_pause}" in messages
+    assert sorted(set(steps())) == list(range(1, 49))  # every step once: none lost, none repeated
+    assert len(steps()) == 48

@@ -115,6 +115,28 @@ class FineTuningController(Controller):
                            param="job_id", code="invalid_state")
         return job_object(store.transition(job_id, "cancelled", message="Job cancelled by request"))
 
+    @post("/{job_id:str}/pause", status_code=200)
+    async def pause(self, request: Request, job_id: str) -> FineTuningJob:
+        """Stop a queued or running job after its current step, keeping a checkpoint to resume from."""
+        store = services(request).store
+        job = store.get_job(job_id)
+        if job.status not in ("queued", "running"):
+            raise Conflict(f"Job {job_id} is {job.status}; only queued or running jobs can be paused",
+                           param="job_id", code="invalid_state")
+        return job_object(store.transition(job_id, "paused", message="Job paused by request"))
+
+    @post("/{job_id:str}/resume", status_code=200)
+    async def resume(self, request: Request, job_id: str) -> FineTuningJob:
+        """Put a paused job back on the queue; it continues from its last checkpoint."""
+        svc = services(request)
+        job = svc.store.get_job(job_id)
+        if job.status != "paused":
+            raise Conflict(f"Job {job_id} is {job.status}; only paused jobs can be resumed", param="job_id",
+                           code="invalid_state")
+        row = svc.store.transition(job_id, "queued", expect={"paused"}, message="Job resumed by request")
+        svc.queue.enqueue(job_id)
+        return job_object(row)
+
     @get("/{job_id:str}/events")
     async def events(self, request: Request, job_id: str, after: str | None = None, limit: str | None = None,
                      stream: bool = False) -> Any:

@@ -301,6 +301,9 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
             save_checkpoint(step, metrics)
 
     if stopped is not None:
+        if stopped != "cancelled" and step > start_step and step % config.checkpoint_interval != 0:
+            # paused (or stopped for the daemon): keep every finished step so resuming redoes none
+            save_checkpoint(step, {"step": step, "train_loss": last_loss})
         return TrainResult(step, total_steps, trained_tokens, last_loss, checkpoints_dir, stopped)
 
     metrics: dict[str, Any] = {"step": step, "train_loss": last_loss}
