@@ -68,11 +68,26 @@ def honed_run(client: Client, model: str, tokens: int, runs: int, concurrency: i
     ttfts = [s[0] for s in singles]
     single_rate = statistics.median(count / total for _, count, total in singles)
     started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(lambda _: stream_once(client, model, tokens), range(concurrency)))
+    with concurrent.futures.ThreadPoolExecutor(concurrency + 1) as pool:
+        streams = [pool.submit(stream_once, client, model, tokens) for _ in range(concurrency)]
+        health = health_latencies(client, lambda: all(f.done() for f in streams))
+        results = [f.result() for f in streams]
     aggregate = sum(count for _, count, _ in results) / (time.perf_counter() - started)
     return {"ttft_p50_s": percentile(ttfts, 0.5), "ttft_p95_s": percentile(ttfts, 0.95),
-            "tokens_per_s_1_stream": single_rate, f"tokens_per_s_{concurrency}_streams": aggregate}
+            "tokens_per_s_1_stream": single_rate, f"tokens_per_s_{concurrency}_streams": aggregate,
+            "healthz_p95_ms_while_generating": percentile(health, 0.95) * 1000,
+            "healthz_max_ms_while_generating": max(health) * 1000}
+
+
+def health_latencies(client: Client, finished) -> list[float]:
+    """/healthz round trips every 50 ms until `finished()`: generation must not block the event loop."""
+    latencies = []
+    while not finished():
+        started = time.perf_counter()
+        client.health()
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.05)
+    return latencies or [0.0]
 
 
 def hot_load(client: Client, model_ref: str, training_rows: list[dict]) -> dict[str, float]:
