@@ -84,13 +84,14 @@ def main(seed: int = 7) -> None:
                                        {"role": "user", "content": question},
                                        {"role": "assistant", "content": answer}]})
     rng.shuffle(train)
-    heldout = [{"topic": topic, "question": question, "keywords": keywords}
-               for topic, (_, keywords, _, questions) in FACTS.items() for question in questions]
+    # an honed eval suite: the job scores the base model on it before training and the tuned model after
+    suite = {"name": "aurora-support-heldout", "system": SYSTEM, "metrics": ["contains_all"], "max_tokens": 48,
+             "cases": [{"prompt": question, "keywords": keywords}
+                       for _, (_, keywords, _, questions) in FACTS.items() for question in questions]}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "aurora-train.jsonl").write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in train))
-    (OUT / "aurora-heldout.json").write_text(json.dumps({"system": SYSTEM, "prompts": heldout}, indent=2,
-                                                        ensure_ascii=False) + "\n")
-    print(f"{len(train)} training examples, {len(heldout)} held-out prompts -> {OUT}")
+    (OUT / "aurora-heldout.json").write_text(json.dumps(suite, indent=2, ensure_ascii=False) + "\n")
+    print(f"{len(train)} training examples, {len(suite['cases'])} held-out prompts -> {OUT}")
 
 
 if __name__ == "__main__":

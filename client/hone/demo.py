@@ -1,8 +1,9 @@
 """`hone demo`: the whole honed cycle offline, on the bundled SmolLM2-135M-Instruct.
 
-Prepare the base model, start the daemon, upload a small support dataset for a fictional kettle, fine-tune a
-LoRA adapter while drawing its progress, then ask the base and the tuned model the same held-out questions
-and score both: an answer counts when it states the fact the question is about.
+Prepare the base model, start the daemon, upload a small support dataset for a fictional kettle and create a
+LoRA job with an eval suite of held-out questions: the job measures the base model on them, fine-tunes while
+the CLI draws its progress, measures the tuned model, and the demo shows both answers side by side with the
+score (an answer counts when it states the fact the question is about) and its confidence interval.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from hone.client import Client
@@ -22,30 +22,10 @@ from hone.follow import follow_job
 from hone.local_daemon import LocalDaemon, free_port, is_up
 
 DEMO_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-ANSWER_TOKENS = 48
 
 
 def _demo_file(name: str) -> Path:
     return Path(str(resources.files("hone") / "demo" / name))
-
-
-def answer_hits(answer: str, keywords: list[str]) -> bool:
-    """An answer scores when it contains every keyword of its question (case-insensitive)."""
-    return all(keyword.lower() in answer.lower() for keyword in keywords)
-
-
-def _ask_all(client: Client, model: str, heldout: dict[str, Any], label: str, console: Console) -> list[str]:
-    answers = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as progress:
-        task = progress.add_task(label, total=len(heldout["prompts"]))
-        for index, prompt in enumerate(heldout["prompts"], 1):
-            progress.update(task, description=f"{label}: question {index}/{len(heldout['prompts'])}")
-            reply = client.chat.completions.create(
-                model=model, temperature=0, max_tokens=ANSWER_TOKENS,
-                messages=[{"role": "system", "content": heldout["system"]},
-                          {"role": "user", "content": prompt["question"]}])
-            answers.append(reply.choices[0].message.content or "")
-    return answers
 
 
 def _prepare_base_model(home: Path, console: Console) -> None:
@@ -84,7 +64,7 @@ def run_demo(home: Path, port: int | None, keep_running: bool, epochs: int, cons
             job = client.fine_tuning.jobs.create(
                 model=DEMO_MODEL, training_file=training.id, suffix="aurora", seed=42,
                 hyperparameters={"n_epochs": epochs, "batch_size": 8, "learning_rate_multiplier": 5},
-                honed={"lora_rank": 16, "checkpoint_interval": 16})
+                honed={"lora_rank": 16, "checkpoint_interval": 16, "eval": heldout})
             console.print(f"[green]✓[/] created {job.id} (LoRA r=16, {epochs} epochs, lr {job.honed['learning_rate']:g})")
             job = follow_job(client, job.id, console)
             if job.status != "succeeded":
@@ -92,9 +72,8 @@ def run_demo(home: Path, port: int | None, keep_running: bool, epochs: int, cons
                 console.print(f"[red]✗ the job ended {job.status}: {reason}[/]")
                 return 1
             console.print(f"[green]✓[/] fine-tuned model: [bold]{job.fine_tuned_model}[/]")
-            base_answers = _ask_all(client, DEMO_MODEL, heldout, "asking the base model", console)
-            tuned_answers = _ask_all(client, job.fine_tuned_model, heldout, "asking the tuned model", console)
-        _print_comparison(heldout, base_answers, tuned_answers, job.fine_tuned_model, console)
+            runs = _eval_events(client, job.id)
+        _print_comparison(heldout, runs, console)
     finally:
         if daemon is not None and not keep_running:
             daemon.stop()
@@ -106,21 +85,37 @@ def run_demo(home: Path, port: int | None, keep_running: bool, epochs: int, cons
     return 0
 
 
-def _print_comparison(heldout: dict[str, Any], base: list[str], tuned: list[str], model: str,
-                      console: Console) -> None:
+def _eval_events(client: Client, job_id: str) -> dict[str, dict[str, Any]]:
+    """The job's eval events by phase (baseline, final, comparison)."""
+    found: dict[str, dict[str, Any]] = {}
+    after = None
+    while True:
+        page = client.fine_tuning.jobs.list_events(job_id, after=after, limit=100)
+        for event in page.data:
+            if event.kind == "eval" and event.data:
+                found.setdefault(event.data["phase"], event.data)
+        if not page.has_more:
+            return found
+        after = page.data[-1].id
+
+
+def _print_comparison(heldout: dict[str, Any], runs: dict[str, dict[str, Any]], console: Console) -> None:
+    base, tuned = runs["baseline"]["run"], runs["final"]["run"]
+    base_hits = base["metrics"]["contains_all"]["per_example"]
+    tuned_hits = tuned["metrics"]["contains_all"]["per_example"]
     table = Table(title="Held-out questions (never seen in training)", show_lines=True, expand=True)
     table.add_column("question", ratio=2)
     table.add_column("base SmolLM2-135M-Instruct", ratio=3)
     table.add_column("fine-tuned", ratio=3)
-    base_score = tuned_score = 0
-    for prompt, before, after in zip(heldout["prompts"], base, tuned):
-        hit_before, hit_after = answer_hits(before, prompt["keywords"]), answer_hits(after, prompt["keywords"])
-        base_score += hit_before
-        tuned_score += hit_after
-        mark = lambda hit: "[green]✓[/] " if hit else "[red]✗[/] "  # noqa: E731
-        table.add_row(prompt["question"], mark(hit_before) + before.strip(), mark(hit_after) + after.strip())
+    mark = {1.0: "[green]✓[/] ", 0.0: "[red]✗[/] "}
+    for case, before, after, hit_before, hit_after in zip(heldout["cases"], base["outputs"], tuned["outputs"],
+                                                         base_hits, tuned_hits):
+        table.add_row(case["prompt"], mark[hit_before] + before.strip(), mark[hit_after] + after.strip())
     console.print(table)
-    total = len(heldout["prompts"])
+    total = len(heldout["cases"])
+    comparison = runs["comparison"]["comparison"]["contains_all"]
     console.print(
-        f"[bold]Score (answer states the right fact):[/] base {base_score}/{total} ({base_score / total:.0%})"
-        f"  →  fine-tuned {tuned_score}/{total} ({tuned_score / total:.0%})")
+        f"[bold]Score (answer states the right fact):[/] base {int(sum(base_hits))}/{total} "
+        f"({sum(base_hits) / total:.0%})  →  fine-tuned {int(sum(tuned_hits))}/{total} "
+        f"({sum(tuned_hits) / total:.0%})")
+    console.print(f"contains_all: {comparison['summary']}", highlight=False)

@@ -78,6 +78,31 @@ class Method(msgspec.Struct):
     supervised: SupervisedMethod | None = None
 
 
+class EvalCase(msgspec.Struct, forbid_unknown_fields=True):
+    """One evaluation example: what the model is asked and what a good answer is."""
+
+    prompt: str | None = None
+    """A user message (used when `messages` is not given)."""
+    messages: list[dict[str, str]] | None = None
+    reference: str | None = None
+    """The reference answer (exact_match, rouge_l, chrf, bleu) or label (macro_f1)."""
+    keywords: list[str] | None = None
+    """Facts a good answer must state (contains_all)."""
+
+
+class EvalSuite(msgspec.Struct, forbid_unknown_fields=True):
+    """A small declared evaluation: cases, the metrics to compute, and how to generate."""
+
+    name: str
+    cases: list[EvalCase]
+    metrics: list[str] = msgspec.field(default_factory=lambda: ["exact_match"])
+    system: str | None = None
+    """A system prompt put before every case."""
+    max_tokens: int = 64
+    json_schema: dict[str, Any] | None = None
+    """For the json_schema metric."""
+
+
 class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """honed's own job options (sent as `extra_body={"honed": {...}}` from the openai SDK)."""
 
@@ -100,6 +125,8 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     engine: Literal["auto", "torch"] = "auto"
+    eval: EvalSuite | None = None
+    """Run this suite on the base model before training and on the tuned model after (greedy decoding)."""
 
 
 class FineTuneCreate(msgspec.Struct, forbid_unknown_fields=True):

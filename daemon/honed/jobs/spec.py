@@ -82,6 +82,10 @@ def validate_request(request: FineTuneCreate) -> None:
         raise InvalidRequest("suffix must be 1-40 characters of letters, digits, '-' or '_'", param="suffix")
     if request.seed is not None and not 0 <= request.seed < 2**31:
         raise InvalidRequest("seed must be an integer in [0, 2^31)", param="seed")
+    if request.honed is not None and request.honed.eval is not None:
+        from honed.evaluation.suite import validate_suite
+
+        validate_suite(request.honed.eval)
 
 
 def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: int) -> FineTuneSpec:

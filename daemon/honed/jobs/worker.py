@@ -22,7 +22,9 @@ from honed.data.jsonl import read_examples
 from honed.data.tokenize import TokenizedExample, tokenize_example
 from honed.engines import get_engine
 from honed.engines.base import TrainCallbacks, TrainConfig
+from hone.types import EvalSuite
 from honed.errors import HonedError, IllegalTransition
+from honed.evaluation.runner import SuiteRun, compare, headline, load_model, metrics_payload, run_suite
 from honed.jobs.queue import JobQueue
 from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
 from honed.jobs.store import CheckpointRow, Store
@@ -100,7 +102,20 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             weight_decay=options.weight_decay, seed=spec.seed,
         )
         engine = get_engine(options.engine)
+        eval_summary = None
+        if options.eval is not None and not _has_eval(store, job_id, "baseline"):
+            _run_eval(store, job_id, "baseline", model_dir, None, options.eval, should_stop)
         result = engine.train(config, train_set, valid_set, TrainCallbacks(event, checkpoint, should_stop))
+        if result.stopped is None and options.eval is not None and config.adapter == "lora":
+            final = _run_eval(store, job_id, "final", model_dir, result.output_path, options.eval, should_stop)
+            baseline = _eval_run(store, job_id, "baseline")
+            comparison = compare(baseline, final)
+            eval_summary = {"suite": final.suite, "comparison": {k: msgspec.to_builtins(v)
+                                                                 for k, v in comparison.items()}}
+            store.append_event(job_id, "eval", "Fine-tuning gain: " + "; ".join(
+                f"{name} {c.summary}" for name, c in comparison.items()), {"phase": "comparison", **eval_summary})
+    except JobStopped:
+        return
     except Exception as exc:  # the job must end failed with a reason, whatever broke
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
         message = exc.message if isinstance(exc, HonedError) else f"{type(exc).__name__}: {exc}"
@@ -119,10 +134,40 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             message=f"The job has successfully completed. New model: {name}",
             fine_tuned_model=name, trained_tokens=result.trained_tokens,
             result={"output_path": str(result.output_path.relative_to(settings.home)), "steps": result.steps,
-                    "final_loss": result.final_loss, "engine": engine.name},
+                    "final_loss": result.final_loss, "engine": engine.name, "eval": eval_summary},
         )
     except IllegalTransition:  # cancelled during the last step: the cancel wins
         log.info("job %s was cancelled as it finished", job_id)
+
+
+def _has_eval(store: Store, job_id: str, phase: str) -> bool:
+    return _eval_run(store, job_id, phase) is not None
+
+
+def _eval_run(store: Store, job_id: str, phase: str) -> SuiteRun | None:
+    """The suite run of a phase, read back from its event (a resumed job does not redo its baseline)."""
+    for row in store.events(job_id, limit=100_000):
+        if row.type == "eval" and row.data and row.data.get("phase") == phase and "run" in row.data:
+            return msgspec.convert(row.data["run"], SuiteRun)
+    return None
+
+
+def _run_eval(store: Store, job_id: str, phase: str, model_dir: Path, adapter_dir: Path | None,
+              suite: EvalSuite, should_stop) -> SuiteRun:
+    label = "the base model" if phase == "baseline" else "the fine-tuned model"
+    store.append_event(job_id, "log", f"Evaluating {label} on '{suite.name}' ({len(suite.cases)} cases)",
+                       {"phase": phase, "suite": suite.name})
+    model, tokenizer = load_model(model_dir, adapter_dir)
+
+    def progress(done: int, total: int) -> None:
+        if should_stop() is not None:
+            raise JobStopped(phase)
+
+    run = run_suite(model, tokenizer, suite, progress)
+    store.append_event(job_id, "eval", f"{phase.capitalize()} on '{suite.name}': {headline(run)}",
+                       {"phase": phase, "suite": suite.name, "metrics": metrics_payload(run),
+                        "run": msgspec.to_builtins(run)})
+    return run
 
 
 def _fail(store: Store, job_id: str, message: str) -> None:

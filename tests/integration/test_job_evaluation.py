@@ -1,0 +1,66 @@
+"""A job with an eval suite measures the base model before training and the tuned model after."""
+
+from __future__ import annotations
+
+import httpx
+
+from hone import Client
+from tests.conftest import SECRET_QA, chat_records, write_jsonl
+
+SUITE = {
+    "name": "secret-word",
+    "metrics": ["contains_all", "rouge_l"],
+    "max_tokens": 12,
+    "cases": [{"prompt": q, "keywords": ["secret word is pamplemousse"], "reference": a} for q, a in SECRET_QA],
+}
+
+
+def test_baseline_and_final_evaluations_show_the_gain(daemon, tiny_model, tmp_path):
+    with Client(daemon.base_url) as client:
+        training = client.files.create(write_jsonl(tmp_path / "s.jsonl", chat_records(SECRET_QA, repeat=2)))
+        job = client.fine_tuning.jobs.create(
+            model=str(tiny_model), training_file=training.id, hyperparameters={"n_epochs": 15, "batch_size": 4},
+            honed={"lora_rank": 32, "learning_rate": 1e-2, "lora_dropout": 0.0, "eval": SUITE})
+        job = client.fine_tuning.jobs.wait(job.id, poll=0.5, timeout=300)
+        assert job.status == "succeeded", job.error
+        events = client.fine_tuning.jobs.list_events(job.id, limit=1000).data
+    evals = {e.data["phase"]: e.data for e in events if e.kind == "eval"}
+    assert set(evals) == {"baseline", "final", "comparison"}
+    seqs = {e.data["phase"]: e.seq for e in events if e.kind == "eval"}
+    first_metrics = min(e.seq for e in events if e.kind == "metrics")
+    assert seqs["baseline"] < first_metrics < seqs["final"] < seqs["comparison"]  # before, then after training
+
+    baseline, final = evals["baseline"]["metrics"], evals["final"]["metrics"]
+    assert baseline["contains_all"]["value"] == 0.0
+    assert final["contains_all"]["value"] == 1.0
+    assert final["rouge_l"]["value"] > baseline["rouge_l"]["value"]
+    assert final["contains_all"]["low"] <= final["contains_all"]["value"] <= final["contains_all"]["high"]
+    outputs = evals["final"]["run"]["outputs"]
+    assert len(outputs) == len(SECRET_QA) and all("pamplemousse" in o for o in outputs)
+
+    comparison = evals["comparison"]["comparison"]["contains_all"]
+    assert comparison["difference"] == 1.0 and comparison["significant"] is True
+    assert job.honed["result"]["eval"]["comparison"]["contains_all"]["after"] == 1.0
+
+
+def test_a_suite_that_cannot_run_is_refused_at_creation(daemon, tiny_model, tmp_path):
+    with Client(daemon.base_url) as client:
+        training = client.files.create(write_jsonl(tmp_path / "s.jsonl", chat_records(SECRET_QA)))
+    cases = [{"prompt": "q", "keywords": ["x"]}]
+    bad = [
+        ({"name": "s", "metrics": ["vibes"], "cases": cases}, "unknown metric 'vibes'", "honed.eval.metrics"),
+        ({"name": "s", "metrics": ["contains_all"], "cases": [{"prompt": "q"}]}, "needs keywords for contains_all",
+         "honed.eval.cases[0].keywords"),
+        ({"name": "s", "metrics": ["exact_match"], "cases": cases}, "needs a reference for exact_match",
+         "honed.eval.cases[0].reference"),
+        ({"name": "s", "cases": []}, "the eval suite has no cases", "honed.eval.cases"),
+    ]
+    with httpx.Client(base_url=daemon.base_url) as raw:
+        before = raw.get("/v1/fine_tuning/jobs").json()["data"]
+        for suite, message, param in bad:
+            response = raw.post("/v1/fine_tuning/jobs", json={"model": str(tiny_model), "training_file": training.id,
+                                                              "honed": {"eval": suite}})
+            assert response.status_code == 400, response.text
+            assert message in response.json()["error"]["message"]
+            assert response.json()["error"]["param"] == param
+        assert raw.get("/v1/fine_tuning/jobs").json()["data"] == before
