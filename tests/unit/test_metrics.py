@@ -151,7 +151,7 @@ def test_score_passes_the_schema_option_and_needs_no_references_for_json():
 
 
 def test_score_of_an_unknown_metric_lists_the_known_ones():
-    with pytest.raises(ValueError, match="known metrics: bleu, chrf, contains_all"):
+    with pytest.raises(ValueError, match="known metrics: bleu, chrf, code_pass, contains_all"):
         score("accuracy", ["a"], ["a"])
 
 
@@ -169,3 +169,16 @@ def test_score_refuses_missing_or_unexpected_options_and_missing_references():
 def test_the_registry_describes_every_metric_score_knows():
     assert {spec.kind for spec in METRICS.values()} == {"per_example", "corpus"}
     assert METRICS["bleu"].kind == "corpus" and METRICS["contains_all"].kind == "per_example"
+
+
+def test_code_pass_runs_the_answers_code_against_its_tests_in_the_sandbox():
+    from honed.evaluation.metrics import code_pass, extract_code, score
+
+    answers = ["Here you go:\n```python\ndef add(a, b):\n    return a + b\n```",
+               "def add(a, b):\n    return a - b",
+               "```\nwhile True:\n    pass\n```"]
+    tests = ["assert add(2, 3) == 5"] * 3
+    assert extract_code(answers[0]).strip() == "def add(a, b):\n    return a + b"
+    assert code_pass(answers[:2], tests[:2]) == [1.0, 0.0]
+    result = score("code_pass", answers, tests)
+    assert result.per_example == [1.0, 0.0, 0.0] and abs(result.value - 1 / 3) < 1e-9

@@ -223,6 +223,20 @@ class MetricResult(msgspec.Struct, frozen=True):
     per_example: list[float] | None  # None for corpus metrics, which do not decompose into examples
 
 
+def extract_code(text: str) -> str:
+    """The first fenced code block of a model answer, or the whole answer when it has none."""
+    match = re.search(r"```(?:python|py)?[ \t]*\n(.*?)```", text, flags=re.DOTALL)
+    return match.group(1) if match else text
+
+
+def code_pass(predictions: Sequence[str], tests: Sequence[str]) -> list[float]:
+    """1.0 per prediction whose code passes its tests, run in the isolated sandbox (see sandbox.py)."""
+    from honed.evaluation.sandbox import run_python
+
+    _check_pairs(predictions, tests)
+    return [1.0 if run_python(extract_code(p), t).passed else 0.0 for p, t in zip(predictions, tests)]
+
+
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in [
     MetricSpec("exact_match", "per_example", "normalized prediction equals the reference label"),
     MetricSpec("contains_all", "per_example", "prediction contains every keyword of its reference keyword list"),
@@ -230,6 +244,8 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in [
     MetricSpec("json_valid", "per_example", "prediction parses as JSON", uses_references=False),
     MetricSpec("json_schema", "per_example", "prediction is JSON valid against the required `schema` option",
                options=("schema",), uses_references=False),
+    MetricSpec("code_pass", "per_example",
+               "the generated Python passes the reference's tests in the sandbox (pass@1 over cases)"),
     MetricSpec("chrf", "corpus", "corpus chrF in [0, 1]"),
     MetricSpec("bleu", "corpus", "corpus BLEU in [0, 1]"),
     MetricSpec("macro_f1", "corpus", "macro-averaged F1 over labels (optional `labels` option)",
@@ -249,6 +265,7 @@ _SCORERS: dict[str, Callable[[Sequence[str], Any, dict[str, Any]], list[float] |
     "rouge_l": lambda p, r, o: rouge_l(p, r),
     "json_valid": lambda p, r, o: json_valid(p),
     "json_schema": lambda p, r, o: json_schema_match(p, _schema_option(o)),
+    "code_pass": lambda p, r, o: code_pass(p, r),
     "chrf": lambda p, r, o: chrf(p, r),
     "bleu": lambda p, r, o: bleu(p, r),
     "macro_f1": lambda p, r, o: macro_f1(p, r, o.get("labels")),

@@ -6,7 +6,7 @@ from hone.types import EvalSuite
 from honed.errors import InvalidRequest
 from honed.evaluation import metrics
 
-REFERENCE_METRICS = frozenset({"exact_match", "rouge_l", "chrf", "bleu", "macro_f1"})
+REFERENCE_METRICS = frozenset({"exact_match", "rouge_l", "chrf", "bleu", "macro_f1", "code_pass"})
 
 
 def validate_suite(suite: EvalSuite) -> None:
