@@ -21,6 +21,7 @@ from hone.types import (
     TERMINAL_STATUSES,
     ChatCompletion,
     ChatCompletionChunk,
+    EvalRun,
     FileDeleted,
     FileList,
     FileObject,
@@ -191,6 +192,18 @@ class ChatCompletions:
         return self._stream(call) if stream else self._execute(call)
 
 
+class Evals:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def create(self, *, suite: dict[str, Any], models: list[str]) -> Any:
+        """Run `suite` on one model, or on two to compare them (second minus first)."""
+        return self._execute(Call("POST", "/v1/evals", EvalRun, json={"suite": suite, "models": models}))
+
+    def retrieve(self, eval_id: str) -> Any:
+        return self._execute(Call("GET", f"/v1/evals/{eval_id}", EvalRun))
+
+
 class Models:
     def __init__(self, execute: Callable[[Call], Any]) -> None:
         self._execute = execute
@@ -220,6 +233,7 @@ def _attach_resources(client: Any) -> None:
     client.fine_tuning.jobs.stream = client._stream_job_events
     client.chat = _Namespace(completions=ChatCompletions(client._execute, client._stream_chunks))
     client.models = Models(client._execute)
+    client.evals = Evals(client._execute)
 
 
 def _chunk(data: str) -> ChatCompletionChunk | None:

@@ -378,3 +378,28 @@ class TextCompletion(msgspec.Struct):
     object: str = "text_completion"
     usage: Usage | None = None
     system_fingerprint: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- evals
+
+
+class EvalCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /v1/evals: a suite and one model to measure, or two to compare."""
+
+    suite: EvalSuite
+    models: list[str]
+
+
+class EvalRun(msgspec.Struct):
+    id: str
+    created_at: int
+    status: str
+    suite: str
+    models: list[str]
+    object: str = "eval.run"
+    finished_at: int | None = None
+    results: dict[str, Any] | None = None
+    """Per model: each metric's value and 95% CI, and the model's answers."""
+    comparison: dict[str, Any] | None = None
+    """With two models: per metric, the paired-bootstrap difference (second minus first)."""
+    error: JobError | None = None

@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from hone.types import ErrorBody, ErrorResponse
 from honed.api.chat import chat_completions
 from honed.api.completions import completions
+from honed.api.evals import EvalsController
 from honed.api.files import FilesController
 from honed.api.fine_tuning import FineTuningController
 from honed.api.health import healthz
@@ -64,7 +65,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             log.info("requeued %d unfinished job(s): %s", len(requeued), ", ".join(requeued))
 
     app = Litestar(
-        route_handlers=[FilesController, FineTuningController, chat_completions, completions, list_models, retrieve_model,
+        route_handlers=[FilesController, FineTuningController, EvalsController, chat_completions, completions,
+                        list_models, retrieve_model,
                         healthz],
         before_request=check_api_key,
         exception_handlers={

@@ -64,3 +64,32 @@ def test_a_suite_that_cannot_run_is_refused_at_creation(daemon, tiny_model, tmp_
             assert message in response.json()["error"]["message"]
             assert response.json()["error"]["param"] == param
         assert raw.get("/v1/fine_tuning/jobs").json()["data"] == before
+
+
+def test_an_eval_run_compares_the_base_and_the_tuned_model(daemon, tiny_model, tmp_path):
+    import time
+
+    with Client(daemon.base_url) as client:
+        training = client.files.create(write_jsonl(tmp_path / "s.jsonl", chat_records(SECRET_QA, repeat=2)))
+        job = client.fine_tuning.jobs.create(
+            model=str(tiny_model), training_file=training.id, hyperparameters={"n_epochs": 15, "batch_size": 4},
+            honed={"lora_rank": 32, "learning_rate": 1e-2, "lora_dropout": 0.0})
+        job = client.fine_tuning.jobs.wait(job.id, poll=0.5, timeout=300)
+        run = client.evals.create(suite=SUITE, models=[str(tiny_model), job.fine_tuned_model])
+        assert run.status == "queued" and run.id.startswith("eval-")
+        deadline = time.monotonic() + 120
+        while run.status not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+            run = client.evals.retrieve(run.id)
+        assert run.status == "succeeded", run.error
+        assert run.results[job.fine_tuned_model]["metrics"]["contains_all"]["value"] == 1.0
+        assert run.results[str(tiny_model)]["metrics"]["contains_all"]["value"] == 0.0
+        assert run.comparison["contains_all"]["significant"] is True
+        assert run.id not in [j.id for j in client.fine_tuning.jobs.list(limit=100).data]
+
+        with httpx.Client(base_url=daemon.base_url) as raw:
+            unknown = raw.post("/v1/evals", json={"suite": SUITE, "models": ["acme/nothing"]})
+            assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "models"
+            three = raw.post("/v1/evals", json={"suite": SUITE, "models": ["a", "b", "c"]})
+            assert three.status_code == 400 and "two different models" in three.json()["error"]["message"]

@@ -99,7 +99,7 @@ class FineTuningController(Controller):
     async def list_jobs(self, request: Request, after: str | None = None,
                         limit: str | None = None) -> FineTuningJobList:
         count = limit_param(limit)
-        rows = services(request).store.list_jobs(after=after, limit=count + 1)
+        rows = services(request).store.list_jobs(after=after, limit=count + 1, prefix="ftjob-")
         return FineTuningJobList(data=[job_object(r) for r in rows[:count]], has_more=len(rows) > count)
 
     @get("/{job_id:str}")
@@ -140,17 +140,7 @@ class FineTuningController(Controller):
     @get("/{job_id:str}/events")
     async def events(self, request: Request, job_id: str, after: str | None = None, limit: str | None = None,
                      stream: bool = False) -> Any:
-        store = services(request).store
-        store.get_job(job_id)
-        wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
-        if wants_stream:
-            start = _event_seq(request.headers.get("last-event-id"), "Last-Event-ID")
-            if start is None:
-                start = _event_seq(after, "after") or 0
-            return EventStream(_follow(request, job_id, start))
-        count = limit_param(limit, default=20, maximum=1000)
-        rows = store.events_newest_first(job_id, before_seq=_event_seq(after, "after"), limit=count + 1)
-        return JobEventList(data=[event_object(r) for r in rows[:count]], has_more=len(rows) > count)
+        return events_response(request, job_id, after, limit, stream)
 
     @get("/{job_id:str}/checkpoints")
     async def checkpoints(self, request: Request, job_id: str, limit: str | None = None) -> JobCheckpointList:
@@ -168,6 +158,21 @@ class FineTuningController(Controller):
         ]
         return JobCheckpointList(data=data, has_more=False, first_id=data[0].id if data else None,
                                  last_id=data[-1].id if data else None)
+
+
+def events_response(request: Request, job_id: str, after: str | None, limit: str | None, stream: bool) -> Any:
+    """A job's events: OpenAI's newest-first page, or (stream=true / Accept: text/event-stream) a live SSE
+    stream from Last-Event-ID (or `after`) on."""
+    store = services(request).store
+    store.get_job(job_id)
+    if stream or "text/event-stream" in request.headers.get("accept", ""):
+        start = _event_seq(request.headers.get("last-event-id"), "Last-Event-ID")
+        if start is None:
+            start = _event_seq(after, "after") or 0
+        return EventStream(_follow(request, job_id, start))
+    count = limit_param(limit, default=20, maximum=1000)
+    rows = store.events_newest_first(job_id, before_seq=_event_seq(after, "after"), limit=count + 1)
+    return JobEventList(data=[event_object(r) for r in rows[:count]], has_more=len(rows) > count)
 
 
 async def _follow(request: Request, job_id: str, after_seq: int) -> AsyncIterator[bytes]:

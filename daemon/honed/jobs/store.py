@@ -207,14 +207,16 @@ class Store:
 
     # ---------------------------------------------------------------------------------------- jobs
 
-    def create_job(self, job_id: str, spec: dict[str, Any], status: str = "validating_files") -> JobRow:
+    def create_job(self, job_id: str, spec: dict[str, Any], status: str = "validating_files",
+                   message: str | None = None) -> JobRow:
         now = int(time.time())
         with self._write() as db:
             db.execute(
                 "INSERT INTO jobs (id, created_at, status, spec) VALUES (?, ?, ?, ?)",
                 (job_id, now, status, _dumps(spec)),
             )
-            self._append_event(db, job_id, "status", "info", f"Created fine-tuning job: {job_id}", {"status": status})
+            self._append_event(db, job_id, "status", "info", message or f"Created fine-tuning job: {job_id}",
+                               {"status": status})
         return self.get_job(job_id)
 
     def get_job(self, job_id: str) -> JobRow:
@@ -232,9 +234,14 @@ class Store:
             values[key] = _loads(values[key])
         return JobRow(**values)
 
-    def list_jobs(self, *, after: str | None = None, limit: int = 20, statuses: set[str] | None = None) -> list[JobRow]:
-        """Newest first; `after` is a job id (the cursor OpenAI's pagination uses)."""
+    def list_jobs(self, *, after: str | None = None, limit: int = 20, statuses: set[str] | None = None,
+                  prefix: str | None = None) -> list[JobRow]:
+        """Newest first; `after` is a job id (the cursor OpenAI's pagination uses); `prefix` picks a kind
+        of job by its id ("ftjob-" fine-tuning, "eval-" evaluation)."""
         clauses, args = [], []
+        if prefix is not None:
+            clauses.append("id LIKE ?")
+            args.append(prefix.replace("%", "") + "%")
         if after is not None:
             anchor = self.get_job(after)
             clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")

@@ -200,7 +200,12 @@ def worker_main(settings: Settings | None = None) -> None:
     store = Store(settings.db_path)
 
     def run_job(job_id: str) -> None:
-        run_fine_tune(job_id, settings, store)
+        if job_id.startswith("eval-"):
+            from honed.jobs.eval_job import run_eval_job
+
+            run_eval_job(job_id, settings, store)
+        else:
+            run_fine_tune(job_id, settings, store)
 
     queue = JobQueue(settings, run_job)
     log.info("worker consuming the %s queue (nice %d)", queue.backend, os.nice(0))

@@ -80,6 +80,16 @@ class ModelRegistry:
         base = self.catalog.local_dir(source.name)
         return ServedModel(source.name, f"base:{base}", base)
 
+    def lookup_reference(self, name: str) -> None:
+        """Check that `name` is servable without loading or preparing anything; NotFound otherwise."""
+        if name.startswith("ft:"):
+            job = self.store.job_for_model(name)
+            if job is None or job.status != "succeeded":
+                raise NotFound(f"The model '{name}' does not exist. GET /v1/models lists the models served here.",
+                               param="model", code="model_not_found")
+            return
+        self.catalog.resolve(name)
+
     def _base(self, served: ServedModel) -> _LoadedBase:
         with self._loading:
             loaded = self._bases.get(served.base_key)
