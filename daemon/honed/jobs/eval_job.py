@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-import traceback
-
 import msgspec
 
 from hone.types import EvalCreate
 from honed.config import Settings
-from honed.errors import HonedError, IllegalTransition
 from honed.evaluation.runner import compare, headline, load_model, metrics_payload, run_suite
+from honed.jobs.lifecycle import claim, fail
 from honed.jobs.store import Store
 from honed.serving.registry import ModelRegistry
-
-log = logging.getLogger("honed.worker")
-
 
 class EvalStopped(Exception):
     pass
 
 
 def run_eval_job(eval_id: str, settings: Settings, store: Store) -> None:
-    try:
-        job = store.transition(eval_id, "running", expect={"queued"}, message="Evaluation started")
-    except IllegalTransition as exc:
-        log.info("skipping %s: %s", eval_id, exc.message)
+    job = claim(store, eval_id, "Evaluation started")
+    if job is None:
         return
     request = msgspec.convert(job.spec, EvalCreate)
     registry = ModelRegistry(settings, store)
@@ -58,10 +50,4 @@ def run_eval_job(eval_id: str, settings: Settings, store: Store) -> None:
     except EvalStopped:
         return
     except Exception as exc:  # the evaluation ends failed with a reason, whatever broke
-        log.error("evaluation %s failed:\n%s", eval_id, traceback.format_exc())
-        message = exc.message if isinstance(exc, HonedError) else f"{type(exc).__name__}: {exc}"
-        try:
-            store.transition(eval_id, "failed", message=f"Evaluation failed: {message}",
-                             error={"code": "eval_failed", "message": message, "param": None})
-        except IllegalTransition:
-            pass
+        fail(store, eval_id, exc, "eval_failed", "Evaluation")

@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from honed.engines.base import TrainCallbacks, TrainConfig
 from hone.types import EvalSuite
 from honed.errors import HonedError, IllegalTransition
 from honed.evaluation.runner import SuiteRun, compare, headline, load_model, metrics_payload, run_suite
+from honed.jobs.lifecycle import claim, fail
 from honed.jobs.queue import JobQueue
 from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
 from honed.jobs.store import CheckpointRow, Store
@@ -48,10 +48,8 @@ def _load_split(store: Store, settings: Settings, file_id: str, tokenizer: Any,
 
 
 def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
-    try:
-        job = store.transition(job_id, "running", expect={"queued"}, message="Fine-tuning job started")
-    except IllegalTransition as exc:
-        log.info("skipping %s: %s", job_id, exc.message)
+    job = claim(store, job_id, "Fine-tuning job started")
+    if job is None:
         return
     spec = msgspec.convert(job.spec, FineTuneSpec)
     job_dir = settings.jobs_dir / job_id
@@ -117,9 +115,7 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
     except JobStopped:
         return
     except Exception as exc:  # the job must end failed with a reason, whatever broke
-        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        message = exc.message if isinstance(exc, HonedError) else f"{type(exc).__name__}: {exc}"
-        _fail(store, job_id, message)
+        fail(store, job_id, exc, "training_failed", "Fine-tuning")
         return
 
     if result.stopped is not None:
@@ -168,14 +164,6 @@ def _run_eval(store: Store, job_id: str, phase: str, model_dir: Path, adapter_di
                        {"phase": phase, "suite": suite.name, "metrics": metrics_payload(run),
                         "run": msgspec.to_builtins(run)})
     return run
-
-
-def _fail(store: Store, job_id: str, message: str) -> None:
-    try:
-        store.transition(job_id, "failed", message=f"Fine-tuning failed: {message}",
-                         error={"code": "training_failed", "message": message, "param": None})
-    except IllegalTransition:
-        pass
 
 
 # ------------------------------------------------------------------------------------- the process
