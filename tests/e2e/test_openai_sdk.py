@@ -319,3 +319,16 @@ def test_pause_and_resume_through_the_sdk_continue_where_training_stopped(client
     assert f"Resumed from checkpoint at step {at_pause}" in messages
     assert sorted(set(steps())) == list(range(1, 49))  # every step once: none lost, none repeated
     assert len(steps()) == 48
+
+
+def test_openai_method_object_carries_the_hyperparameters(client, tiny_model, tmp_path):
+    with write_jsonl(tmp_path / "m.jsonl", chat_records([("q", "a")] * 4)).open("rb") as handle:
+        uploaded = client.files.create(file=handle, purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model=str(tiny_model), training_file=uploaded.id,
+        method={"type": "supervised", "supervised": {"hyperparameters": {
+            "n_epochs": 7, "batch_size": 2, "learning_rate_multiplier": 0.5}}})
+    client.fine_tuning.jobs.cancel(job.id)
+    assert (job.hyperparameters.n_epochs, job.hyperparameters.batch_size,
+            job.hyperparameters.learning_rate_multiplier) == (7, 2, 0.5)
+    assert job.method.supervised.hyperparameters.n_epochs == 7
