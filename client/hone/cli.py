@@ -204,6 +204,23 @@ def jobs_follow(ctx: click.Context, job_id: str) -> None:
     _follow(_client(ctx), job_id)
 
 
+@main.command()
+@click.argument("job_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the HTML (default: JOB_ID.html here).")
+@click.option("--open", "open_it", is_flag=True, help="Open the report in a browser.")
+@click.pass_context
+def report(ctx: click.Context, job_id: str, output: Path | None, open_it: bool) -> None:
+    """Save a job's HTML report: before/after with CIs, curves, answers side by side."""
+    target = output or Path(f"{job_id}.html")
+    target.write_bytes(_client(ctx).fine_tuning.jobs.report(job_id))
+    console.print(str(target))
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(target.resolve().as_uri())
+
+
 # ----------------------------------------------------------------------------------------------- chat
 
 

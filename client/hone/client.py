@@ -181,6 +181,10 @@ class Jobs:
     def checkpoints(self, job_id: str) -> Any:
         return self._execute(Call("GET", f"/v1/fine_tuning/jobs/{job_id}/checkpoints", JobCheckpointList))
 
+    def report(self, job_id: str) -> Any:
+        """The job's self-contained HTML report, as bytes."""
+        return self._execute(Call("GET", f"/v1/reports/{job_id}.html", bytes))
+
 
 class ChatCompletions:
     def __init__(self, execute: Callable[[Call], Any], stream: Callable[[Call], Any]) -> None:

@@ -17,6 +17,7 @@ from honed.api.files import FilesController
 from honed.api.fine_tuning import FineTuningController
 from honed.api.health import healthz
 from honed.api.models import list_models, retrieve_model
+from honed.api.reports import job_report
 from honed.config import Settings
 from honed.errors import HonedError, Unauthorized
 from honed.services import Services
@@ -66,8 +67,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     app = Litestar(
         route_handlers=[FilesController, FineTuningController, EvalsController, chat_completions, completions,
-                        list_models, retrieve_model,
-                        healthz],
+                        list_models, retrieve_model, job_report, healthz],
         before_request=check_api_key,
         exception_handlers={
             HonedError: _honed_error,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
 
 from hone import Client
@@ -41,6 +44,19 @@ def test_baseline_and_final_evaluations_show_the_gain(daemon, tiny_model, tmp_pa
     comparison = evals["comparison"]["comparison"]["contains_all"]
     assert comparison["difference"] == 1.0 and comparison["significant"] is True
     assert job.honed["result"]["eval"]["comparison"]["contains_all"]["after"] == 1.0
+
+    # the report tells the same story as the events
+    with httpx.Client(base_url=daemon.base_url) as raw:
+        page = raw.get(f"/v1/reports/{job.id}.html")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert job.id in page.text and "contains_all" in page.text and "<svg" in page.text
+        assert raw.get("/v1/reports/ftjob-nope.html").status_code == 404
+        assert raw.get(f"/v1/reports/{job.id}.docx").status_code == 404
+    saved = tmp_path / "report.html"
+    result = subprocess.run([sys.executable, "-m", "hone.cli", "--url", daemon.base_url, "report", job.id,
+                             "-o", str(saved)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert saved.read_text() == page.text
 
 
 def test_a_suite_that_cannot_run_is_refused_at_creation(daemon, tiny_model, tmp_path):
