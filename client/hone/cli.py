@@ -207,13 +207,15 @@ def jobs_follow(ctx: click.Context, job_id: str) -> None:
 @main.command()
 @click.argument("job_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the HTML (default: JOB_ID.html here).")
+              help="Where to write the report (default: JOB_ID.html or JOB_ID.pdf here).")
+@click.option("--pdf", is_flag=True, help="Save the PDF (printed by Chromium) instead of the HTML.")
 @click.option("--open", "open_it", is_flag=True, help="Open the report in a browser.")
 @click.pass_context
-def report(ctx: click.Context, job_id: str, output: Path | None, open_it: bool) -> None:
-    """Save a job's HTML report: before/after with CIs, curves, answers side by side."""
-    target = output or Path(f"{job_id}.html")
-    target.write_bytes(_client(ctx).fine_tuning.jobs.report(job_id))
+def report(ctx: click.Context, job_id: str, output: Path | None, pdf: bool, open_it: bool) -> None:
+    """Save a job's report: before/after with CIs, curves, answers side by side."""
+    fmt = "pdf" if pdf else "html"
+    target = output or Path(f"{job_id}.{fmt}")
+    target.write_bytes(_client(ctx).fine_tuning.jobs.report(job_id, fmt))
     console.print(str(target))
     if open_it:
         import webbrowser

@@ -181,9 +181,9 @@ class Jobs:
     def checkpoints(self, job_id: str) -> Any:
         return self._execute(Call("GET", f"/v1/fine_tuning/jobs/{job_id}/checkpoints", JobCheckpointList))
 
-    def report(self, job_id: str) -> Any:
-        """The job's self-contained HTML report, as bytes."""
-        return self._execute(Call("GET", f"/v1/reports/{job_id}.html", bytes))
+    def report(self, job_id: str, fmt: str = "html") -> Any:
+        """The job's self-contained report as bytes: fmt "html", or "pdf" (printed by Chromium on the daemon)."""
+        return self._execute(Call("GET", f"/v1/reports/{job_id}.{fmt}", bytes))
 
 
 class ChatCompletions:

@@ -50,6 +50,8 @@ def test_baseline_and_final_evaluations_show_the_gain(daemon, tiny_model, tmp_pa
         page = raw.get(f"/v1/reports/{job.id}.html")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert job.id in page.text and "contains_all" in page.text and "<svg" in page.text
+        pdf = raw.get(f"/v1/reports/{job.id}.pdf", timeout=120)
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
         assert raw.get("/v1/reports/ftjob-nope.html").status_code == 404
         assert raw.get(f"/v1/reports/{job.id}.docx").status_code == 404
     saved = tmp_path / "report.html"
@@ -57,6 +59,15 @@ def test_baseline_and_final_evaluations_show_the_gain(daemon, tiny_model, tmp_pa
                              "-o", str(saved)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert saved.read_text() == page.text
+
+    # the PDF is the same report on paper: more than one page, with the job and its numbers in its text
+    pdf_path = tmp_path / "report.pdf"
+    pdf_path.write_bytes(pdf.content)
+    pages = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True, check=True).stdout
+    assert int(next(line.split()[-1] for line in pages.splitlines() if line.startswith("Pages:"))) > 1
+    text = subprocess.run(["pdftotext", str(pdf_path), "-"], capture_output=True, text=True, check=True).stdout
+    assert job.id in text and "contains_all" in text
+    assert "0.00 [0.00, 0.00]" in text and "1.00 [1.00, 1.00]" in text
 
 
 def test_a_suite_that_cannot_run_is_refused_at_creation(daemon, tiny_model, tmp_path):

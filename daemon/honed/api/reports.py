@@ -1,4 +1,4 @@
-"""/v1/reports/{job_id}.html: a job's self-contained report (before/after, curves, side by side)."""
+"""/v1/reports/{job_id}.html|.pdf: a job's self-contained report (before/after, curves, side by side)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from honed.api.common import services
 from honed.api.fine_tuning import event_object, job_object
 from honed.errors import NotFound
 
-FORMATS = {"html": "text/html; charset=utf-8"}
+FORMATS = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}
 
 
 @get("/v1/reports/{name:str}")
 async def job_report(request: Request, name: str) -> Response[bytes]:
     job_id, _, fmt = name.rpartition(".")
     if fmt not in FORMATS or not job_id:
-        raise NotFound(f"no report '{name}': ask for <job id>.html", param="name")
+        raise NotFound(f"no report '{name}': ask for <job id>.html or <job id>.pdf", param="name")
     store = services(request).store
     job = store.get_job(job_id)
     events = store.events(job_id, limit=1_000_000)
@@ -26,7 +26,12 @@ async def job_report(request: Request, name: str) -> Response[bytes]:
     def render() -> bytes:
         from honed.evaluation.report import render_job_report
 
-        return render_job_report(msgspec.to_builtins(job_object(job)),
-                                 [msgspec.to_builtins(event_object(e)) for e in events]).encode()
+        html = render_job_report(msgspec.to_builtins(job_object(job)),
+                                 [msgspec.to_builtins(event_object(e)) for e in events])
+        if fmt == "pdf":
+            from honed.evaluation.pdf import html_to_pdf
+
+            return html_to_pdf(html)
+        return html.encode()
 
     return Response(await asyncio.to_thread(render), media_type=FORMATS[fmt])
