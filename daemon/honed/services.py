@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from honed.config import Settings
 from honed.jobs.queue import JobQueue
-from honed.jobs.store import Store
+from honed.jobs.store import JobRow, Store
 from honed.models.catalog import ModelCatalog
 from honed.serving.registry import ModelRegistry
 
@@ -25,6 +25,13 @@ class Services:
         store = Store(settings.db_path)
         return cls(settings, store, JobQueue(settings), ModelCatalog(settings.models_dir),
                    ModelRegistry(settings, store))
+
+    def submit(self, job_id: str, spec: dict, created: str, queued: str) -> JobRow:
+        """Store a validated job, mark it queued and ring the queue: how every kind of job starts."""
+        self.store.create_job(job_id, spec, message=created)
+        row = self.store.transition(job_id, "queued", message=queued)
+        self.queue.enqueue(job_id)
+        return row
 
     def requeue_unfinished(self) -> list[str]:
         """Put jobs a dead worker left behind back on the queue; they resume from their last checkpoint.

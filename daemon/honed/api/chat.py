@@ -27,7 +27,7 @@ from honed.api.sampling import choice_seed, sampling_params
 from honed.data.tokenize import prompt_ids
 from honed.errors import InvalidRequest
 from honed.serving.completion import TextPiece
-from honed.serving.generation import Step, generate_pieces, pieces_in_thread
+from honed.serving.generation import run_to_end, Step, generate_pieces, pieces_in_thread
 
 DEFAULT_MAX_TOKENS = 512
 ROLES = ("system", "user", "assistant", "developer", "tool")
@@ -93,9 +93,7 @@ async def chat_completions(request: Request) -> Any:
     def run_all() -> ChatCompletion:
         choices, prompt_tokens, completion_tokens = [], 0, 0
         for index, choice_run in enumerate(runs):
-            steps = list(choice_run(threading.Event()))
-            last = steps[-1]
-            pieces = [s.piece for s in steps if s.piece is not None]
+            pieces, last = run_to_end(choice_run)
             logprobs = None
             if body.logprobs:
                 logprobs = {"content": [e for p in pieces for e in token_logprobs(p, last.tokenizer)],

@@ -18,7 +18,7 @@ from honed.api.common import EventStream, decode_body, new_id, services
 from honed.api.sampling import choice_seed, sampling_params
 from honed.errors import InvalidRequest
 from honed.serving.completion import TextPiece
-from honed.serving.generation import generate_pieces, pieces_in_thread
+from honed.serving.generation import run_to_end, generate_pieces, pieces_in_thread
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
 
@@ -69,9 +69,7 @@ async def completions(request: Request) -> Any:
     def run_all() -> TextCompletion:
         choices, prompt_tokens, completion_tokens = [], 0, 0
         for index, choice_run in enumerate(runs):
-            steps = list(choice_run(threading.Event()))
-            last = steps[-1]
-            pieces = [s.piece for s in steps if s.piece is not None]
+            pieces, last = run_to_end(choice_run)
             prefix = prompts[index // n] if body.echo else ""
             logprobs = _logprobs(pieces, last.tokenizer, len(prefix)) if body.logprobs is not None else None
             choices.append(CompletionChoice(index=index, text=prefix + "".join(p.text for p in pieces),

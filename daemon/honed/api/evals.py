@@ -38,10 +38,8 @@ class EvalsController(Controller):
             except NotFound as exc:
                 raise NotFound(exc.message, param="models") from None
         eval_id = new_id("eval")
-        svc.store.create_job(eval_id, msgspec.to_builtins(body), message=f"Created evaluation: {eval_id}")
-        row = svc.store.transition(eval_id, "queued", message="Evaluation queued")
-        svc.queue.enqueue(eval_id)
-        return eval_object(row)
+        return eval_object(svc.submit(eval_id, msgspec.to_builtins(body), f"Created evaluation: {eval_id}",
+                                      "Evaluation queued"))
 
     @get("/{eval_id:str}")
     async def retrieve(self, request: Request, eval_id: str) -> EvalRun:

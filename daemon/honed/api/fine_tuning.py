@@ -90,10 +90,8 @@ class FineTuningController(Controller):
         examples = svc.store.get_file(body.training_file).examples
         spec = resolve_spec(body, source.name, examples)
         job_id = new_id("ftjob")
-        svc.store.create_job(job_id, msgspec.to_builtins(spec))
-        row = svc.store.transition(job_id, "queued", message="Validated training files; job queued")
-        svc.queue.enqueue(job_id)
-        return job_object(row)
+        return job_object(svc.submit(job_id, msgspec.to_builtins(spec), f"Created fine-tuning job: {job_id}",
+                                     "Validated training files; job queued"))
 
     @get("/")
     async def list_jobs(self, request: Request, after: str | None = None,

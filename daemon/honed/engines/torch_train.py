@@ -162,7 +162,7 @@ def _latest_checkpoint(checkpoints_dir: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def _save_weights(model: Any, tokenizer: Any, directory: Path, adapter: str) -> None:
+def _save_weights(model: Any, tokenizer: Any, directory: Path) -> None:
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
 
@@ -184,7 +184,7 @@ def _restore_weights(model: Any, directory: Path, adapter: str) -> None:
 # --------------------------------------------------------------------------------------------- train
 
 
-def _step_stream(n_examples: int, lengths: list[int], config: TrainConfig, start_step: int,
+def _step_stream(lengths: list[int], config: TrainConfig, start_step: int,
                  total_steps: int) -> Iterator[tuple[int, float, list[int]]]:
     """(step, fractional epoch, batch indices) from start_step on."""
     step = 0
@@ -248,14 +248,14 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         target = checkpoints_dir / f"step-{at_step}"
         partial = checkpoints_dir / f".step-{at_step}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        _save_weights(model, tokenizer, partial, config.adapter)
+        _save_weights(model, tokenizer, partial)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": at_step,
                     "trained_tokens": trained_tokens, "rng": torch.get_rng_state()}, partial / STATE_FILE)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(partial, target)  # a checkpoint directory is either complete or absent
         callbacks.checkpoint(at_step, target, metrics)
 
-    for step_index, epoch, indices in _step_stream(len(train_set), lengths, config, start_step, total_steps):
+    for step_index, epoch, indices in _step_stream(lengths, config, start_step, total_steps):
         reason = callbacks.should_stop()
         if reason:
             stopped = reason

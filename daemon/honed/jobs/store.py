@@ -309,10 +309,9 @@ class Store:
         rows = self._conn().execute(
             f"SELECT id, spec FROM jobs WHERE status IN ({','.join('?' * len(statuses))})", sorted(statuses)
         ).fetchall()
-        return [
-            r["id"] for r in rows if file_id in (json.loads(r["spec"]).get("training_file"),
-                                                 json.loads(r["spec"]).get("validation_file"))
-        ]
+        specs = [(r["id"], json.loads(r["spec"])) for r in rows]
+        return [job_id for job_id, spec in specs
+                if file_id in (spec.get("training_file"), spec.get("validation_file"))]
 
     # -------------------------------------------------------------------------------------- events
 

@@ -101,12 +101,13 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
         )
         engine = get_engine(options.engine)
         eval_summary = None
-        if options.eval is not None and not _has_eval(store, job_id, "baseline"):
-            _run_eval(store, job_id, "baseline", model_dir, None, options.eval, should_stop)
+        baseline = None
+        if options.eval is not None:  # a resumed job keeps the baseline it measured before
+            baseline = _eval_run(store, job_id, "baseline") or _run_eval(
+                store, job_id, "baseline", model_dir, None, options.eval, should_stop)
         result = engine.train(config, train_set, valid_set, TrainCallbacks(event, checkpoint, should_stop))
         if result.stopped is None and options.eval is not None and config.adapter == "lora":
             final = _run_eval(store, job_id, "final", model_dir, result.output_path, options.eval, should_stop)
-            baseline = _eval_run(store, job_id, "baseline")
             comparison = compare(baseline, final)
             eval_summary = {"suite": final.suite, "comparison": {k: msgspec.to_builtins(v)
                                                                  for k, v in comparison.items()}}
@@ -134,10 +135,6 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
         )
     except IllegalTransition:  # cancelled during the last step: the cancel wins
         log.info("job %s was cancelled as it finished", job_id)
-
-
-def _has_eval(store: Store, job_id: str, phase: str) -> bool:
-    return _eval_run(store, job_id, phase) is not None
 
 
 def _eval_run(store: Store, job_id: str, phase: str) -> SuiteRun | None:

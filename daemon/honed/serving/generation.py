@@ -48,6 +48,12 @@ def generate_pieces(registry: ModelRegistry, model_name: str, make_prompt: Calla
         yield Step(None, state, len(ids), tokenizer)
 
 
+def run_to_end(run: Callable[[threading.Event], Iterator[Step]]) -> tuple[list[TextPiece], Step]:
+    """Drain one generation (no early stop): its text pieces and the final step (state, prompt size)."""
+    steps = list(run(threading.Event()))
+    return [s.piece for s in steps if s.piece is not None], steps[-1]
+
+
 async def pieces_in_thread(runs: list[Callable[[threading.Event], Iterator[Step]]]) -> AsyncIterator[tuple[int, Step]]:
     """Run each generation (one per choice) in a thread, in turn; yield (choice index, step) as they come.
 

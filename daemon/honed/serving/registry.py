@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 
 from honed.config import Settings
-from honed.errors import InvalidRequest, NotFound
-from honed.jobs.store import Store
+from honed.errors import NotFound
+from honed.jobs.store import JobRow, Store
 from honed.models.catalog import ModelCatalog
 
 
@@ -63,10 +63,7 @@ class ModelRegistry:
     def lookup(self, name: str) -> ServedModel:
         """Map a request's model name to what must be loaded; NotFound says which names exist."""
         if name.startswith("ft:"):
-            job = self.store.job_for_model(name)
-            if job is None or job.status != "succeeded" or not job.result:
-                raise NotFound(f"The model '{name}' does not exist. GET /v1/models lists the models served here.",
-                               param="model", code="model_not_found")
+            job = self._finished_job(name)
             output = self.settings.home / job.result["output_path"]
             if job.spec["options"]["adapter"] == "full":
                 return ServedModel(name, f"full:{job.id}", output)
@@ -83,12 +80,17 @@ class ModelRegistry:
     def lookup_reference(self, name: str) -> None:
         """Check that `name` is servable without loading or preparing anything; NotFound otherwise."""
         if name.startswith("ft:"):
-            job = self.store.job_for_model(name)
-            if job is None or job.status != "succeeded":
-                raise NotFound(f"The model '{name}' does not exist. GET /v1/models lists the models served here.",
-                               param="model", code="model_not_found")
-            return
-        self.catalog.resolve(name)
+            self._finished_job(name)
+        else:
+            self.catalog.resolve(name)
+
+    def _finished_job(self, name: str) -> JobRow:
+        """The succeeded job behind a fine-tuned model's name; NotFound for anything else."""
+        job = self.store.job_for_model(name)
+        if job is None or job.status != "succeeded" or not job.result:
+            raise NotFound(f"The model '{name}' does not exist. GET /v1/models lists the models served here.",
+                           param="model", code="model_not_found")
+        return job
 
     def _base(self, served: ServedModel) -> _LoadedBase:
         with self._loading:
@@ -146,8 +148,3 @@ class ModelRegistry:
     def loaded_adapters(self) -> list[str]:
         """Names of the adapters in memory, coldest first."""
         return [name for base in self._bases.values() for name in base.adapters]
-
-    def validate_name(self, name: str) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidRequest("model is required", param="model")
-        self.lookup(name)
