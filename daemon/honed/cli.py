@@ -73,9 +73,9 @@ class WorkerSupervisor:
 @click.group()
 def main() -> None:
     """honed: a local fine-tuning daemon."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # loaders' tqdm bars only clutter the daemon's and worker's logs
+    # Loaders' tqdm bars only clutter the daemon's and worker's logs. transformers and huggingface_hub read
+    # this when they are first imported, so setting it here costs nothing (importing transformers would).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 @main.command()
