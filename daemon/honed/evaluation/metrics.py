@@ -215,6 +215,7 @@ class MetricSpec(msgspec.Struct, frozen=True):
     description: str
     options: tuple[str, ...] = ()  # keyword options `score` accepts for this metric
     uses_references: bool = True
+    higher_is_better: bool = True  # which way a change counts as a regression when comparing runs
 
 
 class MetricResult(msgspec.Struct, frozen=True):
@@ -246,11 +247,21 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in [
                options=("schema",), uses_references=False),
     MetricSpec("code_pass", "per_example",
                "the generated Python passes the reference's tests in the sandbox (pass@1 over cases)"),
+    MetricSpec("style_similarity", "per_example",
+               "cosine similarity of prediction and reference sentence embeddings (all-MiniLM-L6-v2), "
+               "clipped to [0, 1]"),
     MetricSpec("chrf", "corpus", "corpus chrF in [0, 1]"),
     MetricSpec("bleu", "corpus", "corpus BLEU in [0, 1]"),
     MetricSpec("macro_f1", "corpus", "macro-averaged F1 over labels (optional `labels` option)",
                options=("labels",)),
 ]}
+
+
+def _style_similarity(predictions: Sequence[str], references: Sequence[str]) -> list[float]:
+    # Imported on use: the embedding model brings torch and transformers, which importing metrics should not.
+    from honed.evaluation.embedding import style_similarity
+
+    return style_similarity(predictions, references)
 
 
 def _schema_option(options: dict[str, Any]) -> dict[str, Any]:
@@ -266,6 +277,7 @@ _SCORERS: dict[str, Callable[[Sequence[str], Any, dict[str, Any]], list[float] |
     "json_valid": lambda p, r, o: json_valid(p),
     "json_schema": lambda p, r, o: json_schema_match(p, _schema_option(o)),
     "code_pass": lambda p, r, o: code_pass(p, r),
+    "style_similarity": lambda p, r, o: _style_similarity(p, r),
     "chrf": lambda p, r, o: chrf(p, r),
     "bleu": lambda p, r, o: bleu(p, r),
     "macro_f1": lambda p, r, o: macro_f1(p, r, o.get("labels")),
