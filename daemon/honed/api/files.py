@@ -12,13 +12,14 @@ import anyio
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 
+from hone.suites import SuiteFileError, parse_cases
 from hone.types import FileDeleted, FileList, FileObject
 from honed.api.common import new_id, services
 from honed.data.jsonl import validate_file
 from honed.errors import Conflict, InvalidRequest, PayloadTooLarge
 from honed.jobs.store import FileRow
 
-PURPOSES = ("fine-tune",)
+PURPOSES = ("fine-tune", "evals")  # training/validation examples; eval suite cases
 CHUNK = 1024 * 1024
 
 
@@ -46,7 +47,13 @@ async def _spool(upload: UploadFile, directory: Path, limit: int) -> tuple[Path,
     return Path(temp_name), digest.hexdigest(), size
 
 
-def _count_examples(path: Path) -> int:
+def _count_examples(path: Path, purpose: str) -> int:
+    """How many examples (or eval cases) the upload holds; InvalidRequest naming the bad line otherwise."""
+    if purpose == "evals":
+        try:
+            return len(parse_cases(path.read_bytes(), "the file"))
+        except SuiteFileError as exc:
+            raise InvalidRequest(str(exc), param="file") from None
     with open(path, "rb") as handle:
         return validate_file(handle)
 
@@ -67,7 +74,7 @@ class FilesController(Controller):
         filename = Path(upload.filename or "upload.jsonl").name  # never a path: only the last component
         temp, sha256, size = await _spool(upload, svc.settings.files_dir, svc.settings.max_upload_bytes)
         try:
-            examples = await anyio.to_thread.run_sync(_count_examples, temp)
+            examples = await anyio.to_thread.run_sync(_count_examples, temp, purpose)
             blob = svc.settings.files_dir / sha256
             if blob.exists():
                 temp.unlink()
