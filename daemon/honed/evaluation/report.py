@@ -7,7 +7,7 @@ eval cases. It makes no network requests, so it can be mailed, archived or print
 from __future__ import annotations
 
 import difflib
-import io
+import math
 import re
 import statistics
 from datetime import datetime, timezone
@@ -16,12 +16,13 @@ from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
-from matplotlib import rc_context
-from matplotlib.figure import Figure
+
+from honed.evaluation import plots
+from honed.evaluation.metrics import confusion_matrix, perplexity
+from honed.evaluation.suite import higher_is_better
 
 TEMPLATES = Path(__file__).parent / "templates"
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
-BASE_COLOR, TUNED_COLOR = "#7f8c8d", "#2e86de"
 
 
 def fmt(value: float | None, digits: int = 2, sign: bool = False) -> str:
@@ -59,9 +60,15 @@ def events_of(events: list[dict], kind: str) -> list[dict]:
     return [e.get("data") or {} for e in events if e.get("kind") == kind]
 
 
+def eval_data(events: list[dict], phase: str, guard: bool = False) -> list[dict]:
+    """The data of every eval event of `phase`: of the job's own suite, or with `guard` of its guard suites."""
+    return [d for d in events_of(events, "eval") if d.get("phase") == phase and bool(d.get("guard")) == guard]
+
+
 def eval_phase(events: list[dict], phase: str) -> dict | None:
-    """The data of the last eval event of `phase` ("baseline", "final" or "comparison"), or None."""
-    found = [d for d in events_of(events, "eval") if d.get("phase") == phase]
+    """The data of the job's own suite's last eval event of `phase` ("baseline", "final" or "comparison"), or
+    None. Guard suites' events carry "guard": true and are never it."""
+    found = eval_data(events, phase)
     return found[-1] if found else None
 
 
@@ -69,52 +76,6 @@ def series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
     """(steps, values) of `key` over the rows that have both."""
     points = [(r["step"], r[key]) for r in rows if r.get("step") is not None and r.get(key) is not None]
     return [p[0] for p in points], [p[1] for p in points]
-
-
-def svg(fig: Figure) -> Markup:
-    """The figure as an <svg> element to inline in HTML: no XML prolog, doctype or RDF metadata."""
-    buf = io.StringIO()
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "honed"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    text = buf.getvalue()
-    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
-    # The HTML parser knows the SVG and xlink namespaces; dropping the declarations leaves no URLs in the page.
-    text = re.sub(r'\s+xmlns(?::\w+)?="[^"]*"', "", text, count=2)
-    return Markup(text)  # noqa: S704 - matplotlib's own output, escaped by it
-
-
-def line_plot(title: str, ylabel: str, lines: list[tuple[str, list[float], list[float], str]]) -> Markup | None:
-    """A small line plot over steps; lines are (label, steps, values, style); None when there is nothing to draw."""
-    lines = [line for line in lines if line[1]]
-    if not lines:
-        return None
-    # A bare Figure (not pyplot) is never registered globally, so nothing leaks between reports.
-    fig = Figure(figsize=(6.4, 3.2))
-    ax = fig.add_subplot()
-    for label, xs, ys, style in lines:
-        ax.plot(xs, ys, style, label=label, markersize=6)
-    ax.set(title=title, xlabel="step", ylabel=ylabel)
-    ax.grid(alpha=0.3)
-    if len(lines) > 1:
-        ax.legend()
-    return svg(fig)
-
-
-def metric_bars(name: str, baseline: dict | None, final: dict | None) -> Markup | None:
-    """Baseline vs fine-tuned value of one metric, with the bootstrap CI as error bars."""
-    bars = [(label, m, color) for label, m, color in (("base", baseline, BASE_COLOR), ("fine-tuned", final, TUNED_COLOR)) if m]
-    if not bars:
-        return None
-    fig = Figure(figsize=(3.2, 3.2))
-    ax = fig.add_subplot()
-    for i, (label, m, color) in enumerate(bars):
-        value, low, high = m["value"], m.get("low"), m.get("high")
-        err = [[value - low], [high - value]] if low is not None and high is not None else None
-        ax.bar(i, value, color=color, yerr=err, capsize=6)
-    ax.set_xticks(range(len(bars)), [b[0] for b in bars])
-    ax.set(title=name)
-    ax.grid(axis="y", alpha=0.3)
-    return svg(fig)
 
 
 def word_diff(before: str, after: str) -> tuple[Markup, Markup]:
@@ -138,9 +99,13 @@ def word_diff(before: str, after: str) -> tuple[Markup, Markup]:
     return left, right
 
 
+def suite_cases(job: dict) -> list[dict]:
+    """The eval suite's cases as stored in the job's spec (a dataset's cases are copied in at creation)."""
+    return (((job.get("honed") or {}).get("eval") or {}).get("cases")) or []
+
+
 def case_prompts(job: dict) -> list[str]:
-    cases = (((job.get("honed") or {}).get("eval") or {}).get("cases")) or []
-    return [c.get("prompt") or ((c.get("messages") or [{}])[-1].get("content") or "") for c in cases]
+    return [c.get("prompt") or ((c.get("messages") or [{}])[-1].get("content") or "") for c in suite_cases(job)]
 
 
 def case_rows(job: dict, baseline: dict | None, final: dict | None) -> tuple[str | None, list[dict]]:
@@ -175,7 +140,8 @@ def summary_rows(baseline: dict | None, final: dict | None, comparison: dict) ->
         f = ((final or {}).get("metrics") or {}).get(name) or {}
         c = comparison.get(name) or {}
         diff = c.get("difference")
-        tone = "drop" if diff is not None and diff < 0 else "gain" if c.get("significant") and diff else ""
+        better = diff if diff is None or higher_is_better(name) else -diff  # perplexity improves as it falls
+        tone = "drop" if better is not None and better < 0 else "gain" if c.get("significant") and better else ""
         verdict = {True: "significant", False: "not significant"}.get(c.get("significant"), "—")
         rows.append({"name": name, "baseline": with_ci(b.get("value"), b.get("low"), b.get("high")),
                      "final": with_ci(f.get("value"), f.get("low"), f.get("high")),
@@ -183,6 +149,98 @@ def summary_rows(baseline: dict | None, final: dict | None, comparison: dict) ->
                      "relative_gain": percent(c.get("relative_gain")),
                      "verdict": verdict, "tone": tone})
     return rows
+
+
+def guard_rows(events: list[dict], regressed: list[dict]) -> list[dict]:
+    """Before / after rows (as summary_rows) of every guard suite's metrics, each naming its suite. Only the
+    metrics the worker flagged in `regressed` are toned (red): whether a change is a regression depends on
+    the metric's direction and the job's threshold, which the worker has already applied."""
+    flagged = {(r.get("suite"), r.get("metric")) for r in regressed}
+    by_suite: dict[str, dict[str, dict]] = {}
+    for data in events_of(events, "eval"):
+        if data.get("guard") and data.get("phase") in ("baseline", "final", "comparison"):
+            by_suite.setdefault(data.get("suite") or "—", {})[data["phase"]] = data  # the last of each phase
+    return [{**row, "suite": suite, "tone": "drop" if (suite, row["name"]) in flagged else ""}
+            for suite, phases in by_suite.items()
+            for row in summary_rows(phases.get("baseline"), phases.get("final"),
+                                    (phases.get("comparison") or {}).get("comparison") or {})]
+
+
+def regressions(events: list[dict]) -> list[dict]:
+    """The guard regressions the worker warned about, each with a one-line headline."""
+    found = []
+    for data in events_of(events, "warning"):
+        if data.get("kind") != "regression":
+            continue
+        before, after = data.get("before"), data.get("after")
+        verb = "rose" if before is not None and after is not None and after > before else "fell"
+        found.append({**data, "headline": f"Regression: {data.get('suite')} {data.get('metric')} {verb} from "
+                                          f"{fmt(before)} to {fmt(after)}",
+                      "detail": f"difference {fmt(data.get('difference'), sign=True)}, threshold "
+                                f"{fmt(data.get('threshold'))}"})
+    return found
+
+
+def judge_verdict(judge: dict | None) -> dict | None:
+    """The LLM judge's pairwise preference for the tuned model's answers, formatted for the report."""
+    if not judge:
+        return None
+    rate, significant = judge.get("win_rate"), judge.get("significant")
+    consistency = judge.get("consistency")
+    return {"judge": judge.get("judge"), "summary": judge.get("summary") or "",
+            "win_rate": with_ci(rate, judge.get("low"), judge.get("high")),
+            "counts": ", ".join(f"{judge.get(k, 0)} {k}" for k in ("wins", "losses", "ties", "invalid"))
+                      + f" of {judge.get('n', 0)} cases",
+            "consistency": "—" if consistency is None else f"{100 * consistency:.0f}%",
+            "verdict": {True: "significant", False: "not significant"}.get(significant, "—"),
+            "tone": "" if not significant or rate is None else "good" if rate > 0.5 else "bad"}
+
+
+def confusion_plot(job: dict, baseline: dict | None, final: dict | None) -> Markup | None:
+    """Base and tuned confusion matrices side by side, for a classification suite (one scored by macro_f1)."""
+    runs = [(title, d["run"]) for title, d in (("base", baseline), ("fine-tuned", final)) if d and d.get("run")]
+    if not runs or not any("macro_f1" in ((d or {}).get("metrics") or {}) for d in (baseline, final)):
+        return None
+    references = [c.get("reference") for c in suite_cases(job)]
+    computed = []
+    for title, run in runs:
+        pairs = [(out, ref) for out, ref in zip(run["outputs"], references) if ref is not None]
+        if len(run["outputs"]) != len(references) or not pairs:
+            return None  # the stored spec does not describe these outputs: no honest matrix to draw
+        computed.append((title, *confusion_matrix([p[0] for p in pairs], [p[1] for p in pairs])))
+    # Both use the references' labels; the one that needed an "(other)" column has them all.
+    labels = max((names for _, names, _ in computed), key=len)
+    return plots.confusion_matrices(labels, [
+        (title, [[m[names.index(r)][names.index(c)] if r in names and c in names else 0 for c in labels]
+                 for r in labels]) for title, names, m in computed])
+
+
+def token_views(events: list[dict]) -> list[dict]:
+    """Per token of each inspected reference: its text and colours for base, tuned and the change between."""
+    views = []
+    for data in eval_data(events, "tokens"):
+        base, tuned = data.get("base_logprobs") or [], data.get("tuned_logprobs") or []
+        cells = []
+        for text, old, new in zip(data.get("tokens") or [], base, tuned):
+            before, after = math.exp(old), math.exp(new)
+            cells.append({"text": text.replace("\n", "↵\n"), "base": plots.probability_colors(before),
+                          "tuned": plots.probability_colors(after),
+                          "change": plots.change_colors(after - before),
+                          "title": f"base p={before:.3f}, fine-tuned p={after:.3f} ({after - before:+.3f})"})
+        attention = data.get("attention")
+        views.append({"suite": data.get("suite"), "case": (data.get("case") or 0) + 1,
+                      "prompt": data.get("prompt") or "", "cells": cells,
+                      "perplexity": [fmt(perplexity([lps])) if lps else "—" for lps in (base, tuned)],
+                      "attention": plots.attention_heatmap(attention["tokens"], attention["weights"],
+                                                           attention["layer"], attention["head"])
+                      if attention else None})
+    return views
+
+
+TOKEN_LEGENDS = {
+    "probability": [(f"{p:.2f}", *plots.probability_colors(p)) for p in (0, 0.25, 0.5, 0.75, 1)],
+    "change": [(f"{d:+.1f}", *plots.change_colors(d)) for d in (-1, -0.5, 0, 0.5, 1)],
+}
 
 
 def cost_benefit(job: dict, metrics: list[dict], comparison: dict) -> dict:
@@ -222,27 +280,40 @@ def render_job_report(job: dict, events: list[dict]) -> str:
     """
     metrics, checkpoints = events_of(events, "metrics"), events_of(events, "checkpoint")
     baseline, final = eval_phase(events, "baseline"), eval_phase(events, "final")
-    compared = eval_phase(events, "comparison")
+    compared = eval_phase(events, "comparison") or {}
     result_eval = (((job.get("honed") or {}).get("result") or {}).get("eval")) or {}
-    comparison = (compared or {}).get("comparison") or result_eval.get("comparison") or {}
+    comparison = compared.get("comparison") or result_eval.get("comparison") or {}
     per_example_metric, cases = case_rows(job, baseline, final)
-    plots = [
-        line_plot("Loss", "loss", [("training", *series(metrics, "train_loss"), "-"),
-                                   ("validation", *series(checkpoints, "valid_loss"), "o")]),
-        line_plot("Learning rate", "learning rate", [("learning rate", *series(metrics, "learning_rate"), "-")]),
+    # Validation points come from the periodic validation events; older jobs only have them on checkpoints.
+    validation = eval_data(events, "validation")
+    valid_loss = series(validation, "valid_loss")
+    if not valid_loss[0]:
+        valid_loss = series(checkpoints, "valid_loss")
+    task = [{"step": d.get("step"), **(d.get("task") or {})} for d in validation]
+    task_names = dict.fromkeys(name for d in validation for name in d.get("task") or {})
+    figures = [
+        plots.line_plot("Loss", "loss", [("training", *series(metrics, "train_loss"), "-"),
+                                         ("validation", *valid_loss, "o-")]),
+        plots.line_plot("Task metric during training", "score", [(n, *series(task, n), "o-") for n in task_names]),
+        plots.line_plot("Learning rate", "learning rate", [("learning rate", *series(metrics, "learning_rate"), "-")]),
     ]
     for name in dict.fromkeys([*((baseline or {}).get("metrics") or {}), *((final or {}).get("metrics") or {})]):
-        plots.append(metric_bars(name, ((baseline or {}).get("metrics") or {}).get(name),
-                                 ((final or {}).get("metrics") or {}).get(name)))
+        figures.append(plots.metric_bars(name, ((baseline or {}).get("metrics") or {}).get(name),
+                                        ((final or {}).get("metrics") or {}).get(name)))
+    warned = regressions(events)
     finished = job.get("finished_at")
     return _ENV.get_template("report.html.j2").render(
         job=job,
         error=(job.get("error") or {}).get("message") if isinstance(job.get("error"), dict) else job.get("error"),
         created=utc(job.get("created_at")), finished=utc(finished),
         duration=duration(finished - job["created_at"] if finished and job.get("created_at") else None),
-        suite=(final or baseline or compared or {}).get("suite") or result_eval.get("suite"),
+        suite=(final or baseline or compared).get("suite") or result_eval.get("suite"),
         summary=summary_rows(baseline, final, comparison),
-        plots=[p for p in plots if p is not None],
+        judge=judge_verdict(compared.get("judge") or result_eval.get("judge")),
+        regressions=warned, guards=guard_rows(events, warned),
+        plots=[p for p in figures if p is not None],
+        confusion=confusion_plot(job, baseline, final),
+        token_views=token_views(events), legends=TOKEN_LEGENDS,
         per_example_metric=per_example_metric, cases=cases,
         cost=cost_benefit(job, metrics, comparison),
         settings=settings(job, events),
