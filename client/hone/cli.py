@@ -1,4 +1,4 @@
-"""`hone`: the command line for honed (demo, files, jobs, chat)."""
+"""`hone`: the command line for honed (demo, files, jobs, evals, reports, chat)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hone.client import Client, HoneError
+from hone.suites import SuiteFileError, load_suite
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, whatever the width
@@ -24,6 +25,9 @@ class HoneGroup(click.Group):
             return super().invoke(ctx)
         except HoneError as exc:
             err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
+            sys.exit(1)
+        except SuiteFileError as exc:
+            err_console.print(f"[red]error:[/] {exc}", highlight=False)
             sys.exit(1)
 
 
@@ -109,11 +113,17 @@ def jobs() -> None:
 @click.option("--lora-rank", type=int, default=None)
 @click.option("--max-steps", type=int, default=None)
 @click.option("--seed", type=int, default=None)
+@click.option("--eval", "eval_suite", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="An eval suite file (YAML/JSON) measured before and after training.")
+@click.option("--guard", "guards", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              help="A guard suite file the tuned model must not regress on (repeatable).")
+@click.option("--eval-interval", type=int, default=None, help="Validate every N steps (default: at checkpoints).")
 @click.option("--follow/--no-follow", default=False, help="Draw live progress until the job ends.")
 @click.pass_context
 def jobs_create(ctx: click.Context, model: str, training_file: str, validation_file: str | None,
                 suffix: str | None, epochs: int | None, batch_size: int | None, lr_multiplier: float | None,
-                lora_rank: int | None, max_steps: int | None, seed: int | None, follow: bool) -> None:
+                lora_rank: int | None, max_steps: int | None, seed: int | None, eval_suite: Path | None,
+                guards: tuple[Path, ...], eval_interval: int | None, follow: bool) -> None:
     """Start a fine-tuning job."""
     client = _client(ctx)
 
@@ -126,7 +136,12 @@ def jobs_create(ctx: click.Context, model: str, training_file: str, validation_f
 
     hyper = {k: v for k, v in {"n_epochs": epochs, "batch_size": batch_size,
                                "learning_rate_multiplier": lr_multiplier}.items() if v is not None}
-    honed = {k: v for k, v in {"lora_rank": lora_rank, "max_steps": max_steps}.items() if v is not None}
+    honed: dict[str, Any] = {k: v for k, v in {"lora_rank": lora_rank, "max_steps": max_steps,
+                                               "eval_interval": eval_interval}.items() if v is not None}
+    if eval_suite is not None:
+        honed["eval"] = load_suite(eval_suite)
+    if guards:
+        honed["guards"] = [load_suite(path) for path in guards]
     job = client.fine_tuning.jobs.create(model=model, training_file=file_id(training_file),
                                          validation_file=file_id(validation_file), suffix=suffix, seed=seed,
                                          hyperparameters=hyper or None, honed=honed or None)
@@ -221,6 +236,61 @@ def report(ctx: click.Context, job_id: str, output: Path | None, pdf: bool, open
         import webbrowser
 
         webbrowser.open(target.resolve().as_uri())
+
+
+# ---------------------------------------------------------------------------------------------- evals
+
+
+@main.group()
+def evals() -> None:
+    """Run eval suites on any model, or compare two."""
+
+
+@evals.command("run")
+@click.argument("suite_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", "models", multiple=True, required=True,
+              help="A model to measure; give two to compare them (second minus first).")
+@click.option("--wait/--no-wait", default=True, help="Wait and print the results table.")
+@click.pass_context
+def evals_run(ctx: click.Context, suite_file: Path, models: tuple[str, ...], wait: bool) -> None:
+    """Run the suite in SUITE_FILE (YAML or JSON) on one or two models."""
+    import time
+
+    client = _client(ctx)
+    run = client.evals.create(suite=load_suite(suite_file), models=list(models))
+    console.print(f"{run.id}  {run.status}")
+    if not wait:
+        return
+    with console.status(f"Evaluating {', '.join(models)} on '{run.suite}'"):
+        while run.status not in ("succeeded", "failed", "cancelled"):
+            time.sleep(0.5)
+            run = client.evals.retrieve(run.id)
+    if run.status != "succeeded":
+        err_console.print(f"[red]{run.status}[/]: {run.error.message if run.error else ''}", highlight=False)
+        sys.exit(1)
+    _print_eval(run)
+
+
+def _print_eval(run: Any) -> None:
+    table = Table(title=f"{run.suite} ({run.id})")
+    table.add_column("metric")
+    for model in run.models:
+        table.add_column(model, justify="right")
+    if run.comparison:
+        table.add_column("difference (95% CI)")
+    names = list(run.results[run.models[0]]["metrics"])
+    for name in names:
+        cells = []
+        for model in run.models:
+            m = run.results[model]["metrics"][name]
+            ci = f" [{m['low']:.2f}, {m['high']:.2f}]" if m.get("low") is not None else ""
+            cells.append(f"{m['value']:.3f}{ci}")
+        if run.comparison:
+            cells.append(run.comparison[name]["summary"])
+        table.add_row(name, *cells)
+    console.print(table)
+    if run.judge:
+        console.print(f"LLM judge: {run.judge['summary']}", highlight=False)
 
 
 # ----------------------------------------------------------------------------------------------- chat

@@ -17,11 +17,14 @@ from typing import Any
 import httpx
 import msgspec
 
+from hone.suites import load_suite
 from hone.types import (
     TERMINAL_STATUSES,
     ChatCompletion,
     ChatCompletionChunk,
+    EvalResultList,
     EvalRun,
+    EvalSuite,
     FileDeleted,
     FileList,
     FileObject,
@@ -178,6 +181,10 @@ class Jobs:
         return self._execute(Call("GET", f"/v1/fine_tuning/jobs/{job_id}/events", JobEventList,
                                   params={"after": after, "limit": limit}))
 
+    def eval_results(self, job_id: str) -> Any:
+        """Every metric the job measured: baseline, each validation point, final."""
+        return self._execute(Call("GET", f"/v1/fine_tuning/jobs/{job_id}/eval_results", EvalResultList))
+
     def checkpoints(self, job_id: str) -> Any:
         return self._execute(Call("GET", f"/v1/fine_tuning/jobs/{job_id}/checkpoints", JobCheckpointList))
 
@@ -200,12 +207,20 @@ class Evals:
     def __init__(self, execute: Callable[[Call], Any]) -> None:
         self._execute = execute
 
-    def create(self, *, suite: dict[str, Any], models: list[str]) -> Any:
-        """Run `suite` on one model, or on two to compare them (second minus first)."""
-        return self._execute(Call("POST", "/v1/evals", EvalRun, json={"suite": suite, "models": models}))
+    def create(self, *, suite: dict[str, Any] | EvalSuite | str | Path, models: list[str]) -> Any:
+        """Run `suite` on one model, or on two to compare them (second minus first). The suite may be a dict,
+        an EvalSuite, or the path of a YAML/JSON suite file (its local dataset is read and sent along)."""
+        if isinstance(suite, (str, Path)):
+            suite = load_suite(suite)
+        body = {"suite": msgspec.to_builtins(suite), "models": models}
+        return self._execute(Call("POST", "/v1/evals", EvalRun, json=body))
 
     def retrieve(self, eval_id: str) -> Any:
         return self._execute(Call("GET", f"/v1/evals/{eval_id}", EvalRun))
+
+    def results(self, eval_id: str) -> Any:
+        """Every stored metric value of the run, per model."""
+        return self._execute(Call("GET", f"/v1/evals/{eval_id}/results", EvalResultList))
 
 
 class Models:

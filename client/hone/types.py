@@ -88,19 +88,48 @@ class EvalCase(msgspec.Struct, forbid_unknown_fields=True):
     """The reference answer (exact_match, rouge_l, chrf, bleu) or label (macro_f1)."""
     keywords: list[str] | None = None
     """Facts a good answer must state (contains_all)."""
+    fields: dict[str, str] | None = None
+    """Values for the suite's `prompt_template` placeholders besides `{prompt}`."""
 
 
 class EvalSuite(msgspec.Struct, forbid_unknown_fields=True):
     """A small declared evaluation: cases, the metrics to compute, and how to generate."""
 
     name: str
-    cases: list[EvalCase]
+    cases: list[EvalCase] = msgspec.field(default_factory=list)
+    dataset: str | None = None
+    """More cases, one EvalCase per JSONL line: an uploaded file id (the daemon copies its cases into the job,
+    so deleting the file later changes nothing). `hone` also takes a local path, relative to the suite file."""
     metrics: list[str] = msgspec.field(default_factory=lambda: ["exact_match"])
     system: str | None = None
     """A system prompt put before every case."""
+    prompt_template: str | None = None
+    """Wraps each case's prompt, e.g. "Classify the ticket: {prompt}"; other placeholders come from `fields`."""
     max_tokens: int = 64
+    """Greedy generation stops after this many tokens (or at the end-of-turn token)."""
     json_schema: dict[str, Any] | None = None
     """For the json_schema metric."""
+    judge: JudgeSpec | None = None
+    """When two models are compared: ask an LLM judge which answer is better, in both orders."""
+    inspect_case: int = 0
+    """The case whose reference gets the per-token probability heatmap and attention view in the report."""
+    attention_layer: int = -1
+    """Which layer's attention the report draws (negative counts from the last)."""
+    attention_head: int = 0
+
+
+class JudgeSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """LLM-as-judge: pairwise preference between two answers, asked twice with the order swapped."""
+
+    model: str
+    """The judge model's name at the endpoint (for honed itself: any model it serves)."""
+    base_url: str | None = None
+    """An OpenAI-compatible endpoint ending in /v1; None means this honed daemon."""
+    api_key_env: str | None = None
+    """The name of an environment variable of the daemon that holds the endpoint's API key (specs are stored,
+    so keys are not put in them)."""
+    criteria: str = "Which answer is more helpful and correct, and closer to the reference answer if one is given?"
+    max_tokens: int = 16
 
 
 class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,6 +156,14 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     engine: Literal["auto", "torch"] = "auto"
     eval: EvalSuite | None = None
     """Run this suite on the base model before training and on the tuned model after (greedy decoding)."""
+    eval_interval: int | None = None
+    """Validate every this many steps (validation loss and a quick task metric); None: at each checkpoint."""
+    eval_live_cases: int = 4
+    """How many of the suite's cases the quick task metric at each validation point scores (0: loss only)."""
+    guards: list[EvalSuite] = msgspec.field(default_factory=list)
+    """Suites the tuned model must not get worse at (general knowledge, formats); measured before and after."""
+    regression_threshold: float = 0.05
+    """A guard metric falling by more than this (absolute; perplexity: relative) raises a regression warning."""
 
 
 class FineTuneCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -402,4 +439,28 @@ class EvalRun(msgspec.Struct):
     """Per model: each metric's value and 95% CI, and the model's answers."""
     comparison: dict[str, Any] | None = None
     """With two models: per metric, the paired-bootstrap difference (second minus first)."""
+    judge: dict[str, Any] | None = None
+    """With two models and a suite judge: the judge's win rate of the second model, with its 95% CI."""
     error: JobError | None = None
+
+
+class EvalResult(msgspec.Struct):
+    """One stored metric value: a job's baseline, validation or final measurement, or an eval run's model."""
+
+    job_id: str
+    phase: str
+    """baseline, validation, final (fine-tuning jobs) or model (/v1/evals runs)."""
+    suite: str
+    metric: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    model: str | None = None
+    step: int | None = None
+    event_id: str | None = None
+    object: str = "eval.result"
+
+
+class EvalResultList(msgspec.Struct):
+    data: list[EvalResult]
+    object: str = "list"

@@ -26,6 +26,10 @@ class Services:
         return cls(settings, store, JobQueue(settings), ModelCatalog(settings.models_dir),
                    ModelRegistry(settings, store))
 
+    def file_bytes(self, file_id: str) -> bytes:
+        """The content of an uploaded file (NotFound for an unknown id)."""
+        return (self.settings.home / self.store.get_file(file_id).path).read_bytes()
+
     def submit(self, job_id: str, spec: dict, created: str, queued: str) -> JobRow:
         """Store a validated job, mark it queued and ring the queue: how every kind of job starts."""
         self.store.create_job(job_id, spec, message=created)

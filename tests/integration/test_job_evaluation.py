@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import httpx
+import yaml
 
 from hone import Client
 from tests.conftest import SECRET_QA, chat_records, write_jsonl
@@ -28,7 +30,7 @@ def test_baseline_and_final_evaluations_show_the_gain(daemon, tiny_model, tmp_pa
         assert job.status == "succeeded", job.error
         events = client.fine_tuning.jobs.list_events(job.id, limit=1000).data
     evals = {e.data["phase"]: e.data for e in events if e.kind == "eval"}
-    assert set(evals) == {"baseline", "final", "comparison"}
+    assert set(evals) == {"baseline", "validation", "final", "comparison", "tokens"}
     seqs = {e.data["phase"]: e.seq for e in events if e.kind == "eval"}
     first_metrics = min(e.seq for e in events if e.kind == "metrics")
     assert seqs["baseline"] < first_metrics < seqs["final"] < seqs["comparison"]  # before, then after training
@@ -114,9 +116,35 @@ def test_an_eval_run_compares_the_base_and_the_tuned_model(daemon, tiny_model, t
         assert run.results[str(tiny_model)]["metrics"]["contains_all"]["value"] == 0.0
         assert run.comparison["contains_all"]["significant"] is True
         assert run.id not in [j.id for j in client.fine_tuning.jobs.list(limit=100).data]
+        results = client.evals.results(run.id).data
+        assert {(r.model, r.metric): r.value for r in results} == {
+            (name, metric): run.results[name]["metrics"][metric]["value"]
+            for name in run.models for metric in SUITE["metrics"]}
 
         with httpx.Client(base_url=daemon.base_url) as raw:
             unknown = raw.post("/v1/evals", json={"suite": SUITE, "models": ["acme/nothing"]})
             assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "models"
             three = raw.post("/v1/evals", json={"suite": SUITE, "models": ["a", "b", "c"]})
             assert three.status_code == 400 and "two different models" in three.json()["error"]["message"]
+
+    # the same comparison from a YAML suite through the CLI, with the base model judging the answer pairs
+    suite_file = tmp_path / "secret.yaml"
+    suite_file.write_text(yaml.safe_dump({**SUITE, "metrics": ["contains_all"], "cases": SUITE["cases"][:2],
+                                          "judge": {"model": str(tiny_model), "max_tokens": 4}}))
+    result = subprocess.run([sys.executable, "-m", "hone.cli", "--url", daemon.base_url, "evals", "run",
+                             str(suite_file), "--model", str(tiny_model), "--model", job.fine_tuned_model],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "contains_all" in result.stdout and "LLM judge:" in result.stdout
+    with Client(daemon.base_url) as client:
+        run_id = result.stdout.split()[0]
+        judged = client.evals.retrieve(run_id).judge
+    assert judged["n"] == 2 and judged["wins"] + judged["losses"] + judged["ties"] + judged["invalid"] == 2
+    assert all(case["raw_first_order"] is not None and case["raw_swapped"] is not None
+               for case in judged["per_case"])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ncases: [{prompt: p, colour: red}]\n")
+    result = subprocess.run([sys.executable, "-m", "hone.cli", "--url", daemon.base_url, "evals", "run",
+                             str(broken), "--model", str(tiny_model)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "colour" in result.stderr and "Traceback" not in result.stderr
+

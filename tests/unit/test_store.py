@@ -87,3 +87,23 @@ def test_events_are_ordered_by_a_global_sequence(store):
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     newest = store.events_newest_first("ftjob-a", limit=1)
     assert newest[0].message == "a"
+
+
+def test_eval_results_are_rows_written_with_their_event(store):
+    from honed.jobs.store import EvalResultRow
+
+    store.create_job("ftjob-e", {"model": "m"})
+    seq = store.add_eval_results("ftjob-e", "Baseline: exact_match=0.5", {"phase": "baseline"}, [
+        EvalResultRow(job_id="ftjob-e", phase="baseline", suite="s", metric="exact_match", value=0.5, low=0.2,
+                      high=0.8),
+        EvalResultRow(job_id="ftjob-e", phase="baseline", suite="s", metric="rouge_l", value=0.3)])
+    event = store.events("ftjob-e")[-1]
+    assert (event.seq, event.type, event.data) == (seq, "eval", {"phase": "baseline"})
+    rows = store.eval_results("ftjob-e")
+    assert [(r.metric, r.value, r.low, r.seq) for r in rows] == [("exact_match", 0.5, 0.2, seq), ("rouge_l", 0.3, None, seq)]
+    assert store.eval_results("ftjob-other") == []
+    # a row that cannot be stored takes its event with it: readers never see one without the other
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_eval_results("ftjob-e", "twice", {"phase": "final"}, [
+            EvalResultRow(job_id="ftjob-e", phase="final", suite="s", metric="m", value=1.0)] * 2)
+    assert store.events("ftjob-e")[-1].seq == seq and len(store.eval_results()) == 2

@@ -1,4 +1,4 @@
-"""/v1/fine_tuning/jobs: create, list, get, cancel, events (list and live SSE), checkpoints."""
+"""/v1/fine_tuning/jobs: create, list, get, cancel, events (list and live SSE), eval results, checkpoints."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from litestar.response import ServerSentEventMessage
 from hone.types import (
     TERMINAL_STATUSES,
     CheckpointMetrics,
+    EvalResult,
+    EvalResultList,
     FineTuneCreate,
     FineTuningJob,
     FineTuningJobList,
@@ -26,8 +28,8 @@ from hone.types import (
 )
 from honed.api.common import EventStream, decode_body, limit_param, new_id, services
 from honed.errors import Conflict, InvalidRequest, NotFound
-from honed.jobs.spec import resolve_spec, validate_request
-from honed.jobs.store import EventRow, JobRow
+from honed.jobs.spec import resolve_spec, validate_request, with_suite_datasets
+from honed.jobs.store import EventRow, JobRow, Store
 
 EVENT_POLL_SECONDS = 0.05
 KEEPALIVE_SECONDS = 15.0
@@ -82,7 +84,7 @@ class FineTuningController(Controller):
     @post("/", status_code=200)
     async def create(self, request: Request) -> FineTuningJob:
         svc = services(request)
-        body = decode_body(await request.body(), FineTuneCreate)
+        body = with_suite_datasets(decode_body(await request.body(), FineTuneCreate), svc.file_bytes)
         validate_request(body)  # the request's own fields first, then what it refers to
         source = svc.catalog.resolve(body.model)
         _check_file(svc, body.training_file, "training_file")
@@ -140,6 +142,13 @@ class FineTuningController(Controller):
                      stream: bool = False) -> Any:
         return events_response(request, job_id, after, limit, stream)
 
+    @get("/{job_id:str}/eval_results")
+    async def eval_results(self, request: Request, job_id: str) -> EvalResultList:
+        """Every metric the job measured (baseline, each validation point, final), oldest first."""
+        store = services(request).store
+        store.get_job(job_id)
+        return eval_results(store, job_id)
+
     @get("/{job_id:str}/checkpoints")
     async def checkpoints(self, request: Request, job_id: str, limit: str | None = None) -> JobCheckpointList:
         store = services(request).store
@@ -156,6 +165,14 @@ class FineTuningController(Controller):
         ]
         return JobCheckpointList(data=data, has_more=False, first_id=data[0].id if data else None,
                                  last_id=data[-1].id if data else None)
+
+
+def eval_results(store: Store, job_id: str) -> EvalResultList:
+    """A job's stored metric values, oldest first, each naming the event that announced it."""
+    return EvalResultList(data=[
+        EvalResult(job_id=r.job_id, phase=r.phase, suite=r.suite, metric=r.metric, value=r.value, low=r.low,
+                   high=r.high, model=r.model, step=r.step, event_id=f"ftevent-{r.seq}")
+        for r in store.eval_results(job_id)])
 
 
 def events_response(request: Request, job_id: str, after: str | None, limit: str | None, stream: bool) -> Any:

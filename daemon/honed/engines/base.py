@@ -34,6 +34,8 @@ class TrainConfig(msgspec.Struct, frozen=True):
     batch_size: int = 8
     max_steps: int | None = None
     checkpoint_interval: int = 50
+    eval_interval: int | None = None
+    """Validate (loss on the validation split, plus the probe) every this many steps; None: at checkpoints."""
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
@@ -62,6 +64,8 @@ class TrainCallbacks(msgspec.Struct, frozen=True):
     """checkpoint(step, directory, metrics) after a resumable checkpoint is fully written."""
     should_stop: Callable[[], str | None]
     """Polled once per step; a non-None reason stops training after the current step."""
+    probe: Callable[[Any, Any], dict[str, float]] | None = None
+    """probe(model, tokenizer) at each validation point: a quick task metric on the live model (in eval mode)."""
 
 
 class GenerationParams(msgspec.Struct, frozen=True):

@@ -147,6 +147,10 @@ def load_for_training(config: TrainConfig, device: torch.device) -> tuple[Any, A
     return model, tokenizer
 
 
+def _losses(validated: dict[str, Any]) -> dict[str, Any]:
+    return {k: validated[k] for k in ("valid_loss", "valid_mean_token_accuracy") if k in validated}
+
+
 def _lr_lambda(total_steps: int, warmup_steps: int):
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -244,6 +248,26 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     step, stopped = start_step, None
     steps_this_run = 0
 
+    eval_interval = config.eval_interval or config.checkpoint_interval
+
+    def validate(at_step: int) -> dict[str, Any]:
+        """Validation loss and the probe's task metric on the live model, announced as one eval event."""
+        if not valid_set and callbacks.probe is None:
+            return {}
+        found: dict[str, Any] = evaluate(model, valid_set, config.batch_size, pad_id, device) if valid_set else {}
+        task: dict[str, float] = {}
+        if callbacks.probe is not None:
+            model.eval()
+            try:
+                task = callbacks.probe(model, tokenizer)
+            finally:
+                model.train()
+        parts = [f"validation loss {found['valid_loss']:.4f}"] if "valid_loss" in found else []
+        parts += [f"{name} {value:.3f}" for name, value in task.items()]
+        callbacks.event("eval", f"Step {at_step}: " + ", ".join(parts),
+                        {"phase": "validation", "step": at_step, **found, "task": task})
+        return found
+
     def save_checkpoint(at_step: int, metrics: dict[str, Any]) -> None:
         target = checkpoints_dir / f"step-{at_step}"
         partial = checkpoints_dir / f".step-{at_step}.partial"
@@ -294,11 +318,11 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
                 "elapsed_s": elapsed, "eta_s": eta,
             })
             window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, now
-        if step % config.checkpoint_interval == 0 and step < total_steps:
-            metrics = {"step": step, "train_loss": value}
-            if valid_set:
-                metrics.update(evaluate(model, valid_set, config.batch_size, pad_id, device))
-            save_checkpoint(step, metrics)
+        at_checkpoint = step % config.checkpoint_interval == 0 and step < total_steps
+        if at_checkpoint or (step % eval_interval == 0 and step < total_steps):
+            validated = validate(step)  # checkpoints always carry their validation loss
+            if at_checkpoint:
+                save_checkpoint(step, {"step": step, "train_loss": value, **_losses(validated)})
 
     if stopped is not None:
         if stopped != "cancelled" and step > start_step and step % config.checkpoint_interval != 0:
@@ -306,11 +330,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
             save_checkpoint(step, {"step": step, "train_loss": last_loss})
         return TrainResult(step, total_steps, trained_tokens, last_loss, checkpoints_dir, stopped)
 
-    metrics: dict[str, Any] = {"step": step, "train_loss": last_loss}
-    if valid_set:
-        metrics.update(evaluate(model, valid_set, config.batch_size, pad_id, device))
-        callbacks.event("eval", f"Validation loss {metrics['valid_loss']:.4f}", {"phase": "final", **metrics})
-    save_checkpoint(step, metrics)
+    save_checkpoint(step, {"step": step, "train_loss": last_loss, **_losses(validate(step))})
     final_dir = config.output_dir / ("adapter" if config.adapter == "lora" else "model")
     shutil.rmtree(final_dir, ignore_errors=True)
     shutil.copytree(checkpoints_dir / f"step-{step}", final_dir, ignore=shutil.ignore_patterns(STATE_FILE))

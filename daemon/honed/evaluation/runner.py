@@ -11,11 +11,12 @@ from typing import Any
 
 import msgspec
 
-from hone.types import EvalCase, EvalSuite
+from hone.types import EvalSuite
 from honed.data.tokenize import prompt_ids
 from honed.engines.base import GenerationParams
 from honed.engines.torch_generate import generate_tokens
 from honed.evaluation import metrics, stats
+from honed.evaluation.suite import MODEL_METRICS, case_messages
 from honed.serving.completion import Completion, decode_stream, stop_token_ids
 
 
@@ -33,6 +34,8 @@ class SuiteRun(msgspec.Struct):
     suite: str
     outputs: list[str]
     metrics: dict[str, MetricSummary]
+    lengths: dict[str, float] | None = None
+    """Verbosity of the answers (metrics.length_stats): tuning often changes it, wanted or not."""
 
 
 class MetricComparison(msgspec.Struct):
@@ -47,13 +50,6 @@ class MetricComparison(msgspec.Struct):
     summary: str
 
 
-def case_messages(suite: EvalSuite, case: EvalCase) -> list[dict[str, str]]:
-    messages = list(case.messages or [{"role": "user", "content": case.prompt or ""}])
-    if suite.system and not any(m.get("role") == "system" for m in messages):
-        messages.insert(0, {"role": "system", "content": suite.system})
-    return messages
-
-
 def generate_answer(model: Any, tokenizer: Any, messages: list[dict[str, str]], max_tokens: int) -> str:
     ids = prompt_ids(tokenizer, messages)
     stops = stop_token_ids(tokenizer, model)
@@ -64,6 +60,8 @@ def generate_answer(model: Any, tokenizer: Any, messages: list[dict[str, str]], 
 def score_outputs(suite: EvalSuite, outputs: list[str]) -> dict[str, MetricSummary]:
     scored: dict[str, MetricSummary] = {}
     for name in suite.metrics:
+        if name in MODEL_METRICS:
+            continue
         if name == "contains_all":
             references: list[Any] = [case.keywords or [] for case in suite.cases]
         else:
@@ -71,11 +69,23 @@ def score_outputs(suite: EvalSuite, outputs: list[str]) -> dict[str, MetricSumma
         options = {"schema": suite.json_schema} if name == "json_schema" else {}
         result = metrics.score(name, outputs, references, **options)
         if result.per_example:
-            interval = stats.bootstrap_ci(result.per_example)
-            scored[name] = MetricSummary(name, interval.estimate, interval.low, interval.high, result.per_example)
+            scored[name] = summarize(name, result.per_example)
         else:
             scored[name] = MetricSummary(name, result.value)
     return scored
+
+
+def summarize(name: str, per_example: list[float]) -> MetricSummary:
+    interval = stats.bootstrap_ci(per_example)
+    return MetricSummary(name, interval.estimate, interval.low, interval.high, per_example)
+
+
+def reference_perplexities(model: Any, tokenizer: Any, suite: EvalSuite) -> list[float]:
+    """Each case's reference perplexity under the model (teacher-forced after the case's prompt)."""
+    from honed.evaluation.token_view import perplexity, reference_logprobs
+
+    return [perplexity(reference_logprobs(model, tokenizer, case_messages(suite, case), case.reference or ""))
+            for case in suite.cases]
 
 
 def run_suite(model: Any, tokenizer: Any, suite: EvalSuite,
@@ -86,7 +96,11 @@ def run_suite(model: Any, tokenizer: Any, suite: EvalSuite,
         outputs.append(generate_answer(model, tokenizer, case_messages(suite, case), suite.max_tokens))
         if progress is not None:
             progress(index + 1, len(suite.cases))
-    return SuiteRun(suite.name, outputs, score_outputs(suite, outputs))
+    scored = score_outputs(suite, outputs)
+    if "perplexity" in suite.metrics:
+        scored["perplexity"] = summarize("perplexity", reference_perplexities(model, tokenizer, suite))
+    return SuiteRun(suite.name, outputs, {name: scored[name] for name in suite.metrics},
+                    metrics.length_stats(outputs))
 
 
 def compare(before: SuiteRun, after: SuiteRun) -> dict[str, MetricComparison]:

@@ -7,6 +7,7 @@ import msgspec
 from hone.types import EvalCreate
 from honed.config import Settings
 from honed.evaluation.runner import compare, headline, load_model, metrics_payload, run_suite
+from honed.jobs.job_evaluation import judge_runs, record
 from honed.jobs.lifecycle import claim, fail
 from honed.jobs.store import Store
 from honed.serving.registry import ModelRegistry
@@ -34,18 +35,21 @@ def run_eval_job(eval_id: str, settings: Settings, store: Store) -> None:
             model, tokenizer = load_model(served.base_dir, served.adapter_dir)
             runs[name] = run_suite(model, tokenizer, request.suite, progress)
             del model
-            store.append_event(eval_id, "eval", f"{name}: {headline(runs[name])}",
-                               {"phase": "model", "model": name, "metrics": metrics_payload(runs[name]),
-                                "run": msgspec.to_builtins(runs[name])})
+            payload = metrics_payload(runs[name])
+            record(store, eval_id, "model", request.suite.name, f"{name}: {headline(runs[name])}",
+                   {"phase": "model", "model": name, "metrics": payload, "run": msgspec.to_builtins(runs[name])},
+                   payload, model=name)
         result = {"results": {name: {"metrics": metrics_payload(run), "outputs": run.outputs}
                               for name, run in runs.items()}, "comparison": None}
         if len(runs) == 2:
             first, second = (runs[name] for name in request.models)
             comparison = {k: msgspec.to_builtins(v) for k, v in compare(first, second).items()}
             result["comparison"] = comparison
+            data = {"phase": "comparison", "comparison": comparison}
+            if request.suite.judge is not None:
+                data["judge"] = result["judge"] = judge_runs(request.suite, first, second, settings, progress)
             store.append_event(eval_id, "eval", "Difference: " + "; ".join(
-                f"{k} {v['summary']}" for k, v in comparison.items()), {"phase": "comparison",
-                                                                       "comparison": comparison})
+                f"{k} {v['summary']}" for k, v in comparison.items()), data)
         store.transition(eval_id, "succeeded", expect={"running"}, message="Evaluation finished", result=result)
     except EvalStopped:
         return

@@ -55,6 +55,14 @@ def _check_options(options: HonedOptions) -> None:
         raise InvalidRequest("honed.max_seq_len must be at most 32768", param="honed.max_seq_len")
     if options.lora_rank > 1024:
         raise InvalidRequest("honed.lora_rank must be at most 1024", param="honed.lora_rank")
+    if options.eval_interval is not None:
+        _positive(options.eval_interval, "honed.eval_interval", integer=True)
+    if not 0 <= options.eval_live_cases <= 64:
+        raise InvalidRequest("honed.eval_live_cases must be between 0 and 64", param="honed.eval_live_cases")
+    if not (math.isfinite(options.regression_threshold) and options.regression_threshold >= 0):
+        raise InvalidRequest("honed.regression_threshold must be a number >= 0", param="honed.regression_threshold")
+    if len(options.guards) > 8:
+        raise InvalidRequest("at most 8 guard suites", param="honed.guards")
 
 
 def _hyperparameters(request: FineTuneCreate) -> Hyperparameters:
@@ -82,10 +90,30 @@ def validate_request(request: FineTuneCreate) -> None:
         raise InvalidRequest("suffix must be 1-40 characters of letters, digits, '-' or '_'", param="suffix")
     if request.seed is not None and not 0 <= request.seed < 2**31:
         raise InvalidRequest("seed must be an integer in [0, 2^31)", param="seed")
-    if request.honed is not None and request.honed.eval is not None:
+    if request.honed is not None:
         from honed.evaluation.suite import validate_suite
 
-        validate_suite(request.honed.eval)
+        if request.honed.eval is not None:
+            validate_suite(request.honed.eval)
+        names = set()
+        for index, guard in enumerate(request.honed.guards):
+            validate_suite(guard, f"honed.guards[{index}]")
+            if guard.name in names:
+                raise InvalidRequest(f"two guard suites are named '{guard.name}'; give each its own name",
+                                     param=f"honed.guards[{index}].name")
+            names.add(guard.name)
+
+
+def with_suite_datasets(request: FineTuneCreate, read_file) -> FineTuneCreate:
+    """The request with the cases of its suites' uploaded datasets copied in (see with_dataset_cases)."""
+    if request.honed is None:
+        return request
+    from honed.evaluation.suite import with_dataset_cases
+
+    options = request.honed
+    suite = with_dataset_cases(options.eval, read_file) if options.eval is not None else None
+    guards = [with_dataset_cases(g, read_file, f"honed.guards[{i}]") for i, g in enumerate(options.guards)]
+    return msgspec.structs.replace(request, honed=msgspec.structs.replace(options, eval=suite, guards=guards))
 
 
 def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: int) -> FineTuneSpec:

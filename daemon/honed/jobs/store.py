@@ -76,6 +76,20 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     metrics TEXT NOT NULL,
     UNIQUE (job_id, step)
 );
+CREATE TABLE IF NOT EXISTS eval_results (
+    seq INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    model TEXT,
+    step INTEGER,
+    metric TEXT NOT NULL,
+    value REAL,
+    low REAL,
+    high REAL,
+    PRIMARY KEY (seq, metric)
+);
+CREATE INDEX IF NOT EXISTS eval_results_by_job ON eval_results (job_id, seq);
 """
 
 
@@ -112,6 +126,22 @@ class EventRow(msgspec.Struct, frozen=True):
     level: str
     message: str
     data: dict[str, Any] | None
+
+
+class EvalResultRow(msgspec.Struct, frozen=True):
+    """One metric of one evaluation: a job's baseline/validation/final measurement or an eval run's model."""
+
+    job_id: str
+    phase: str
+    suite: str
+    metric: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    model: str | None = None
+    step: int | None = None
+    seq: int = 0
+    """The seq of the event that announced it (filled in by the store)."""
 
 
 class CheckpointRow(msgspec.Struct, frozen=True):
@@ -364,6 +394,28 @@ class Store:
                 db, row.job_id, "checkpoint", "info", f"Checkpoint saved at step {row.step}",
                 {"step": row.step, "checkpoint": row.id, "path": row.path, **row.metrics},
             )
+
+    def add_eval_results(self, job_id: str, message: str, data: dict[str, Any],
+                         results: list[EvalResultRow]) -> int:
+        """Store an evaluation's metrics as rows and announce them as one `eval` event, in one transaction
+        (so a reader of either never sees the other missing). Returns the event's seq."""
+        with self._write() as db:
+            seq = self._append_event(db, job_id, "eval", "info", message, data)
+            db.executemany(
+                "INSERT INTO eval_results (seq, job_id, phase, suite, model, step, metric, value, low, high)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(seq, job_id, r.phase, r.suite, r.model, r.step, r.metric, r.value, r.low, r.high)
+                 for r in results])
+        return seq
+
+    def eval_results(self, job_id: str | None = None) -> list[EvalResultRow]:
+        """Stored metrics, oldest first; all jobs' when job_id is None."""
+        if job_id is None:
+            rows = self._conn().execute("SELECT * FROM eval_results ORDER BY seq, metric").fetchall()
+        else:
+            rows = self._conn().execute(
+                "SELECT * FROM eval_results WHERE job_id = ? ORDER BY seq, metric", (job_id,)).fetchall()
+        return [EvalResultRow(**dict(r)) for r in rows]
 
     def checkpoints(self, job_id: str) -> list[CheckpointRow]:
         rows = self._conn().execute(

@@ -21,9 +21,8 @@ from honed.data.jsonl import read_examples
 from honed.data.tokenize import TokenizedExample, tokenize_example
 from honed.engines import get_engine
 from honed.engines.base import TrainCallbacks, TrainConfig
-from hone.types import EvalSuite
 from honed.errors import HonedError, IllegalTransition
-from honed.evaluation.runner import SuiteRun, compare, headline, load_model, metrics_payload, run_suite
+from honed.jobs.job_evaluation import JobEvaluation, JobStopped, record_validation
 from honed.jobs.lifecycle import claim, fail
 from honed.jobs.queue import JobQueue
 from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
@@ -31,10 +30,6 @@ from honed.jobs.store import CheckpointRow, Store
 from honed.models.catalog import ModelCatalog
 
 log = logging.getLogger("honed.worker")
-
-
-class JobStopped(Exception):
-    pass
 
 
 def _load_split(store: Store, settings: Settings, file_id: str, tokenizer: Any,
@@ -56,7 +51,10 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
     job_dir.mkdir(parents=True, exist_ok=True)
 
     def event(type_: str, message: str, data: dict[str, Any], level: str = "info") -> None:
-        store.append_event(job_id, type_, message, data, level=level)
+        if type_ == "eval" and data.get("phase") == "validation":
+            record_validation(store, job_id, message, data)
+        else:
+            store.append_event(job_id, type_, message, data, level=level)
         if type_ == "metrics" and data.get("eta_s") is not None:
             store.update_job(job_id, trained_tokens=data["trained_tokens"],
                              estimated_finish=int(time.time() + data["eta_s"]))
@@ -96,23 +94,18 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             lora_alpha=options.lora_alpha or 2.0 * options.lora_rank, lora_dropout=options.lora_dropout,
             target_modules=options.target_modules, learning_rate=spec.learning_rate, n_epochs=spec.n_epochs,
             batch_size=spec.batch_size, max_steps=options.max_steps,
-            checkpoint_interval=options.checkpoint_interval, warmup_ratio=options.warmup_ratio,
+            checkpoint_interval=options.checkpoint_interval, eval_interval=options.eval_interval,
+            warmup_ratio=options.warmup_ratio,
             weight_decay=options.weight_decay, seed=spec.seed,
         )
         engine = get_engine(options.engine)
+        evaluation = JobEvaluation(store, settings, job_id, model_dir, options, should_stop)
+        evaluation.baseline()
+        result = engine.train(config, train_set, valid_set,
+                              TrainCallbacks(event, checkpoint, should_stop, evaluation.probe()))
         eval_summary = None
-        baseline = None
-        if options.eval is not None:  # a resumed job keeps the baseline it measured before
-            baseline = _eval_run(store, job_id, "baseline") or _run_eval(
-                store, job_id, "baseline", model_dir, None, options.eval, should_stop)
-        result = engine.train(config, train_set, valid_set, TrainCallbacks(event, checkpoint, should_stop))
-        if result.stopped is None and options.eval is not None and config.adapter == "lora":
-            final = _run_eval(store, job_id, "final", model_dir, result.output_path, options.eval, should_stop)
-            comparison = compare(baseline, final)
-            eval_summary = {"suite": final.suite, "comparison": {k: msgspec.to_builtins(v)
-                                                                 for k, v in comparison.items()}}
-            store.append_event(job_id, "eval", "Fine-tuning gain: " + "; ".join(
-                f"{name} {c.summary}" for name, c in comparison.items()), {"phase": "comparison", **eval_summary})
+        if result.stopped is None:
+            eval_summary = evaluation.final(result.output_path, adapter=config.adapter == "lora")
     except JobStopped:
         return
     except Exception as exc:  # the job must end failed with a reason, whatever broke
@@ -135,32 +128,6 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
         )
     except IllegalTransition:  # cancelled during the last step: the cancel wins
         log.info("job %s was cancelled as it finished", job_id)
-
-
-def _eval_run(store: Store, job_id: str, phase: str) -> SuiteRun | None:
-    """The suite run of a phase, read back from its event (a resumed job does not redo its baseline)."""
-    for row in store.events(job_id, limit=100_000):
-        if row.type == "eval" and row.data and row.data.get("phase") == phase and "run" in row.data:
-            return msgspec.convert(row.data["run"], SuiteRun)
-    return None
-
-
-def _run_eval(store: Store, job_id: str, phase: str, model_dir: Path, adapter_dir: Path | None,
-              suite: EvalSuite, should_stop) -> SuiteRun:
-    label = "the base model" if phase == "baseline" else "the fine-tuned model"
-    store.append_event(job_id, "log", f"Evaluating {label} on '{suite.name}' ({len(suite.cases)} cases)",
-                       {"phase": phase, "suite": suite.name})
-    model, tokenizer = load_model(model_dir, adapter_dir)
-
-    def progress(done: int, total: int) -> None:
-        if should_stop() is not None:
-            raise JobStopped(phase)
-
-    run = run_suite(model, tokenizer, suite, progress)
-    store.append_event(job_id, "eval", f"{phase.capitalize()} on '{suite.name}': {headline(run)}",
-                       {"phase": phase, "suite": suite.name, "metrics": metrics_payload(run),
-                        "run": msgspec.to_builtins(run)})
-    return run
 
 
 # ------------------------------------------------------------------------------------- the process

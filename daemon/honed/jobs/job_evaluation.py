@@ -1,0 +1,208 @@
+"""A fine-tuning job's measurements: the evidence that tuning helped, and that it broke nothing.
+
+Before training, every suite (the job's eval suite and its guard suites) runs on the base model; while it
+trains, a few of the eval suite's cases are scored at each validation point; after, the same suites run on the
+tuned model, each pair is compared with a paired bootstrap, guard suites are checked for regressions, an LLM
+judge (when the suite names one) says which answers it prefers, and the inspected case gets its token-level
+view. Each measurement is an `eval` event plus rows in the store's eval_results table, written together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hone.types import EvalSuite, HonedOptions
+from honed.config import Settings
+from honed.evaluation.runner import MetricComparison, SuiteRun, compare, headline, load_model, metrics_payload, run_suite
+from honed.evaluation.judge import question_text
+from honed.evaluation.suite import MODEL_METRICS, case_messages, higher_is_better
+from honed.jobs.store import EvalResultRow, Store
+
+
+class JobStopped(Exception):
+    """The job was cancelled or paused while it was being measured."""
+
+
+def regression(metric: str, before: float, after: float, threshold: float) -> bool:
+    """Did a guard metric get worse by more than `threshold`? Absolute for scores in [0, 1]; relative for
+    perplexity, whose scale depends on the model and text."""
+    if metric in MODEL_METRICS:
+        return before > 0 and (after - before) / before > threshold
+    drop = before - after if higher_is_better(metric) else after - before
+    return drop > threshold
+
+
+def record(store: Store, job_id: str, phase: str, suite: str, message: str, data: dict[str, Any],
+           values: dict[str, dict[str, Any]], *, step: int | None = None, model: str | None = None) -> None:
+    """One eval event and its metric rows. `values` maps metric -> {"value", "low", "high"}."""
+    rows = [EvalResultRow(job_id=job_id, phase=phase, suite=suite, metric=name, value=v.get("value"),
+                          low=v.get("low"), high=v.get("high"), step=step, model=model)
+            for name, v in values.items() if v.get("value") is not None]
+    store.add_eval_results(job_id, message, data, rows)
+
+
+def record_validation(store: Store, job_id: str, message: str, data: dict[str, Any]) -> None:
+    """The training loop's validation event, with its losses and task metrics as rows."""
+    values = {name: {"value": data.get(name)} for name in ("valid_loss", "valid_mean_token_accuracy")}
+    values.update({name: {"value": value} for name, value in (data.get("task") or {}).items()})
+    record(store, job_id, "validation", "validation", message, data, values, step=data.get("step"))
+
+
+class JobEvaluation:
+    """The measurements of one job, in the order the worker asks for them: baseline, probe, final."""
+
+    def __init__(self, store: Store, settings: Settings, job_id: str, model_dir: Path, options: HonedOptions,
+                 should_stop: Callable[[], str | None]) -> None:
+        self.store, self.settings, self.job_id = store, settings, job_id
+        self.model_dir, self.options, self.should_stop = model_dir, options, should_stop
+        self.suites: list[tuple[EvalSuite, bool]] = (
+            ([(options.eval, False)] if options.eval is not None else []) + [(g, True) for g in options.guards])
+        self.baselines: dict[str, SuiteRun] = {}
+
+    # ------------------------------------------------------------------------------------------ phases
+
+    def baseline(self) -> None:
+        """Every suite on the base model. A resumed job reuses the baseline it measured before."""
+        for suite, guard in self.suites:
+            stored = self._stored_run(suite.name, guard)
+            if stored is not None:
+                self.baselines[suite.name] = stored
+        missing = [(s, g) for s, g in self.suites if s.name not in self.baselines]
+        if not missing:
+            return
+        model, tokenizer = load_model(self.model_dir)
+        for suite, guard in missing:
+            self.baselines[suite.name] = self._run(model, tokenizer, suite, guard, "baseline")
+
+    def probe(self) -> Callable[[Any, Any], dict[str, float]] | None:
+        """The quick task metric for the training loop: the first few eval cases on the live model."""
+        suite, count = self.options.eval, self.options.eval_live_cases
+        if suite is None or count == 0:
+            return None
+        subset = msgspec.structs.replace(suite, cases=suite.cases[:count], inspect_case=0)
+
+        def score(model: Any, tokenizer: Any) -> dict[str, float]:
+            run = run_suite(model, tokenizer, subset)
+            return {name: m.value for name, m in run.metrics.items()}
+
+        return score
+
+    def final(self, output: Path, adapter: bool) -> dict[str, Any] | None:
+        """Every suite on the tuned model (a LoRA adapter dir on the base, or a full model dir), compared with
+        its baseline; returns the job result's eval summary."""
+        if not self.suites:
+            return None
+        model, tokenizer = load_model(self.model_dir, output) if adapter else load_model(output)
+        summary: dict[str, Any] = {"guards": {}, "regressions": []}
+        for suite, guard in self.suites:
+            before = self.baselines[suite.name]
+            after = self._run(model, tokenizer, suite, guard, "final")
+            comparison = compare(before, after)
+            data: dict[str, Any] = {"phase": "comparison", "suite": suite.name,
+                                    "comparison": {k: msgspec.to_builtins(v) for k, v in comparison.items()}}
+            if guard:
+                data["guard"] = True
+            elif suite.judge is not None:
+                data["judge"] = self._judge(suite, before, after)
+            self._check_stop("comparison")
+            self.store.append_event(self.job_id, "eval", f"{'Guard' if guard else 'Fine-tuning'} gain on "
+                                    f"'{suite.name}': " + "; ".join(f"{n} {c.summary}" for n, c in comparison.items()),
+                                    data)
+            if guard:
+                summary["guards"][suite.name] = data["comparison"]
+                summary["regressions"] += self._regressions(suite.name, comparison)
+            else:
+                summary.update(suite=suite.name, comparison=data["comparison"], judge=data.get("judge"))
+                self._token_view(model, tokenizer, suite)
+        return summary
+
+    # ---------------------------------------------------------------------------------------- details
+
+    def _check_stop(self, phase: str) -> None:
+        if self.should_stop() is not None:
+            raise JobStopped(phase)
+
+    def _run(self, model: Any, tokenizer: Any, suite: EvalSuite, guard: bool, phase: str) -> SuiteRun:
+        label = "the base model" if phase == "baseline" else "the fine-tuned model"
+        kind = "guard suite" if guard else "suite"
+        self.store.append_event(self.job_id, "log", f"Evaluating {label} on {kind} '{suite.name}' "
+                                f"({len(suite.cases)} cases)", {"phase": phase, "suite": suite.name})
+        run = run_suite(model, tokenizer, suite, lambda done, total: self._check_stop(phase))
+        data: dict[str, Any] = {"phase": phase, "suite": suite.name, "metrics": metrics_payload(run),
+                                "run": msgspec.to_builtins(run)}
+        if guard:
+            data["guard"] = True
+        record(self.store, self.job_id, phase, suite.name, f"{phase.capitalize()} on '{suite.name}': "
+               f"{headline(run)}", data, data["metrics"], model=None if phase == "baseline" else "tuned")
+        return run
+
+    def _stored_run(self, suite: str, guard: bool) -> SuiteRun | None:
+        for row in self.store.events(self.job_id, limit=100_000):
+            data = row.data or {}
+            if (row.type == "eval" and data.get("phase") == "baseline" and data.get("suite") == suite
+                    and bool(data.get("guard")) == guard and "run" in data):
+                return msgspec.convert(data["run"], SuiteRun)
+        return None
+
+    def _regressions(self, suite: str, comparison: dict[str, MetricComparison]) -> list[dict[str, Any]]:
+        found = []
+        threshold = self.options.regression_threshold
+        for name, c in comparison.items():
+            if not regression(name, c.before, c.after, threshold):
+                continue
+            data = {"kind": "regression", "suite": suite, "metric": name, "before": c.before, "after": c.after,
+                    "difference": c.difference, "threshold": threshold}
+            self.store.append_event(self.job_id, "warning", f"Regression on guard suite '{suite}': {name} fell "
+                                    f"from {c.before:.3f} to {c.after:.3f} (threshold {threshold:g})", data,
+                                    level="warn")
+            found.append(data)
+        return found
+
+    def _judge(self, suite: EvalSuite, before: SuiteRun, after: SuiteRun) -> dict[str, Any]:
+        self.store.append_event(self.job_id, "log", f"Asking judge '{suite.judge.model}' to compare "
+                                f"{len(before.outputs)} answer pairs (both orders)", {"phase": "judge"})
+        return judge_runs(suite, before, after, self.settings, lambda done, total: self._check_stop("judge"))
+
+    def _token_view(self, model: Any, tokenizer: Any, suite: EvalSuite) -> None:
+        """Per-token probabilities of the inspected case's reference under base and tuned, and one attention
+        map of the tuned model. The base's come from the same model with the adapter switched off."""
+        from honed.evaluation.token_view import attention_map, reference_logprobs
+
+        case = suite.cases[suite.inspect_case]
+        if not case.reference:
+            return
+        messages = case_messages(suite, case)
+        tuned = reference_logprobs(model, tokenizer, messages, case.reference)
+        if hasattr(model, "disable_adapter"):
+            with model.disable_adapter():
+                base = reference_logprobs(model, tokenizer, messages, case.reference)
+        else:
+            base_model, base_tokenizer = load_model(self.model_dir)
+            base = reference_logprobs(base_model, base_tokenizer, messages, case.reference)
+            del base_model
+        try:
+            attention: dict[str, Any] | None = msgspec.to_builtins(attention_map(
+                model, tokenizer, messages, case.reference, suite.attention_layer, suite.attention_head))
+        except ValueError as exc:  # a layer/head the model does not have: the rest of the view still helps
+            self.store.append_event(self.job_id, "warning", f"No attention view: {exc}", {"phase": "tokens"},
+                                    level="warn")
+            attention = None
+        self.store.append_event(self.job_id, "eval", f"Token-level view of case {suite.inspect_case}", {
+            "phase": "tokens", "suite": suite.name, "case": suite.inspect_case, "prompt": question_text(messages),
+            "reference": case.reference, "tokens": tuned.tokens, "base_logprobs": base.logprobs,
+            "tuned_logprobs": tuned.logprobs, "attention": attention})
+
+
+def judge_runs(suite: EvalSuite, first: SuiteRun, second: SuiteRun, settings: Settings,
+               progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """The suite's judge on two runs' answers, case by case (second = the model hoped to be better)."""
+    from honed.evaluation.judge import cases_for, judge_pairwise
+
+    result = judge_pairwise(suite.judge, cases_for(suite, first.outputs, second.outputs),
+                            default_base_url=settings.base_url + "/v1",
+                            default_api_key=settings.api_key, progress=progress)
+    return msgspec.to_builtins(result)
