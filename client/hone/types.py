@@ -58,6 +58,23 @@ class FileDeleted(msgspec.Struct):
     object: str = "file"
 
 
+# ----------------------------------------------------------------------------------------------- data
+
+DataFormatName = Literal["auto", "chat", "prompt_completion", "alpaca", "sharegpt", "csv", "tsv", "text",
+                         "markdown", "chatml", "transcript"]
+
+
+class DataFormat(msgspec.Struct, forbid_unknown_fields=True):
+    """How to read a data file. Everything is detected from the file unless given here."""
+
+    format: DataFormatName = "auto"
+    columns: dict[str, str] | None = None
+    """CSV/TSV: which column holds what: keys prompt, response (required), label, system; values are the
+    file's column names, e.g. {"prompt": "question", "response": "answer", "label": "intent"}."""
+    chunk_tokens: int = 1024
+    """Plain text: the length of each training chunk in tokens."""
+
+
 # ---------------------------------------------------------------------------------------- fine-tuning
 
 

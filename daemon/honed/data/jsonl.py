@@ -9,22 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-import msgspec
-
+from honed.data.example import ROLES, Example, Message
 from honed.errors import DataError
 
-ROLES = ("system", "user", "assistant")
 MAX_REPORTED_PROBLEMS = 5
-
-
-class Message(msgspec.Struct, frozen=True):
-    role: str
-    content: str
-
-
-class Example(msgspec.Struct, frozen=True):
-    messages: tuple[Message, ...]
-    line: int
 
 
 def _content_text(content: object, line: int, index: int) -> str:

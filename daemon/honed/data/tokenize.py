@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from honed.data.jsonl import Example
+from honed.data.example import Example
 from honed.errors import DataError
 
 IGNORE = -100
