@@ -23,7 +23,8 @@ def _settings(home: str | None, host: str | None, port: int | None, redis: str |
 
 def _worker_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"HONED_HOME": str(settings.home), "HONED_HOST": settings.host, "HONED_PORT": str(settings.port)})
+    env.update({"HONED_HOME": str(settings.home), "HONED_HOST": settings.host, "HONED_PORT": str(settings.port),
+                "HONED_SUPERVISOR_PID": str(os.getpid())})
     if settings.redis_url:
         env["HONED_REDIS_URL"] = settings.redis_url
     return env

@@ -20,6 +20,15 @@ def test_the_worker_runs_at_low_os_priority(daemon):
     assert psutil.Process(daemon.process.pid).nice() < workers[0].nice()  # the API stays responsive
 
 
+def test_a_worker_does_not_outlive_a_killed_daemon(daemon):
+    serve = psutil.Process(daemon.process.pid)
+    worker = next(p for p in serve.children(recursive=True) if "worker" in p.cmdline())
+    serve.kill()  # SIGKILL the API alone: it cannot stop its worker, so the worker must notice by itself
+    serve.wait(timeout=10)
+    psutil.wait_procs([worker], timeout=10)
+    assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+
+
 def test_binding_beyond_loopback_needs_an_api_key(honed_home):
     env = {k: v for k, v in os.environ.items() if k != "HONED_API_KEY"}
     result = subprocess.run([sys.executable, "-m", "honed", "serve", "--host", "0.0.0.0", "--port",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import msgspec
 
 from honed.config import Settings, load_settings
-from honed.data.jsonl import read_examples
+from honed.data.files import training_examples
 from honed.data.tokenize import TokenizedExample, tokenize_example
 from honed.engines import get_engine
 from honed.engines.base import TrainCallbacks, TrainConfig
@@ -35,8 +36,8 @@ log = logging.getLogger("honed.worker")
 def _load_split(store: Store, settings: Settings, file_id: str, tokenizer: Any,
                 max_len: int) -> tuple[list[TokenizedExample], int]:
     row = store.get_file(file_id)
-    with open(settings.home / row.path, "rb") as handle:
-        examples = [tokenize_example(tokenizer, e, max_len) for e in read_examples(handle)]
+    examples = [tokenize_example(tokenizer, e, max_len)
+                for e in training_examples(settings.home, row, tokenizer, max_len)]
     usable = [e for e in examples if e.trained_tokens > 0]
     truncated = sum(e.truncated for e in examples)
     return usable, truncated
@@ -143,12 +144,31 @@ def lower_priority(nice: int) -> None:
         log.warning("could not lower the worker's priority")
 
 
+def exit_with_supervisor(poll_seconds: float = 1.0) -> None:
+    """A worker started by `honed serve` ends when that process does, even if it was killed with SIGKILL and
+    could not stop it: an orphaned worker would go on consuming the queue beside the next daemon's worker.
+    (The job it was running stays `running` in the store and is requeued by the next daemon.)"""
+    supervisor = os.environ.get("HONED_SUPERVISOR_PID")
+    if not supervisor or not supervisor.isdigit():
+        return  # started on its own (systemd, launchd, a terminal): nobody to follow
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_seconds)
+            if os.getppid() != int(supervisor):
+                log.warning("honed serve (pid %s) is gone; the worker exits with it", supervisor)
+                os._exit(0)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+
+
 def worker_main(settings: Settings | None = None) -> None:
     """Entry point of the worker process: consume job ids from the queue until told to stop."""
     settings = settings or load_settings()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     lower_priority(settings.worker_nice)
+    exit_with_supervisor()
     store = Store(settings.db_path)
 
     def run_job(job_id: str) -> None:
