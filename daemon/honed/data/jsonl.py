@@ -1,5 +1,7 @@
 """Training examples from JSONL: OpenAI chat (`{"messages": [...]}`) and prompt/completion lines.
 
+Its records are parsed by `honed.data.formats.records`, which also reads every other format.
+
 Both end in one internal type, `Example` (a list of messages). Every problem is reported with its line
 number and what to change, because the person fixing it has the file open in an editor.
 """
@@ -9,58 +11,33 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from honed.data.example import ROLES, Example, Message
+from honed.data.example import Example, Message
+from honed.data.formats.records import RecordError, chat_example, prompt_completion_example
 from honed.errors import DataError
+
+__all__ = ["Example", "Message", "parse_record", "read_examples", "validate_file"]
 
 MAX_REPORTED_PROBLEMS = 5
 
 
-def _content_text(content: object, line: int, index: int) -> str:
-    # OpenAI allows content as a list of parts; text parts are all a language model trains on.
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [part.get("text") for part in content if isinstance(part, dict) and part.get("type") == "text"]
-        if all(isinstance(t, str) for t in texts) and texts:
-            return "".join(texts)
-    raise DataError(
-        f"line {line}: messages[{index}].content must be a string (or a list of text parts), "
-        f"got {type(content).__name__}"
-    )
-
-
 def parse_record(record: object, line: int) -> Example:
     """One decoded JSON value -> an Example, or DataError naming the line and the fix."""
-    if not isinstance(record, dict):
-        raise DataError(f"line {line}: expected a JSON object, got {type(record).__name__}")
-    if "messages" in record:
-        raw = record["messages"]
-        if not isinstance(raw, list) or not raw:
-            raise DataError(f"line {line}: 'messages' must be a non-empty list of {{role, content}} objects")
-        messages = []
-        for index, message in enumerate(raw):
-            if not isinstance(message, dict):
-                raise DataError(f"line {line}: messages[{index}] must be an object with 'role' and 'content'")
-            role = message.get("role")
-            if role not in ROLES:
-                raise DataError(
-                    f"line {line}: messages[{index}].role is {role!r}; use one of {', '.join(ROLES)}"
-                )
-            messages.append(Message(role, _content_text(message.get("content"), line, index)))
-    elif "prompt" in record or "completion" in record:
-        prompt, completion = record.get("prompt"), record.get("completion")
-        if not isinstance(prompt, str) or not isinstance(completion, str):
-            raise DataError(f"line {line}: 'prompt' and 'completion' must both be strings")
-        messages = [Message("user", prompt), Message("assistant", completion)]
-    else:
-        keys = ", ".join(sorted(record)) or "none"
-        raise DataError(
-            f"line {line}: unknown example format (keys: {keys}); use {{\"messages\": [...]}} "
-            f"or {{\"prompt\": ..., \"completion\": ...}}"
-        )
-    if not any(m.role == "assistant" and m.content.strip() for m in messages):
+    try:
+        if not isinstance(record, dict):
+            raise RecordError(f"expected a JSON object, got {type(record).__name__}")
+        if "messages" in record:
+            example = chat_example(record, line)
+        elif "prompt" in record or "completion" in record:
+            example = prompt_completion_example(record, line)
+        else:
+            keys = ", ".join(sorted(record)) or "none"
+            raise RecordError(f"unknown example format (keys: {keys}); use {{\"messages\": [...]}} "
+                              f"or {{\"prompt\": ..., \"completion\": ...}}")
+    except RecordError as exc:
+        raise DataError(f"line {line}: {exc}") from exc
+    if not any(m.role == "assistant" and m.content.strip() for m in example.messages):
         raise DataError(f"line {line}: no assistant message with content; there is nothing to learn from it")
-    return Example(tuple(messages), line)
+    return example
 
 
 def read_examples(lines: Iterable[bytes | str]) -> Iterator[Example]:
