@@ -1,4 +1,4 @@
-"""`hone`: the command line for honed (demo, files, jobs, evals, reports, chat)."""
+"""`hone`: the command line for honed (demo, files, data, jobs, evals, reports, chat)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hone.client import Client, HoneError
@@ -74,13 +75,119 @@ def files() -> None:
     """Upload and list training files."""
 
 
+FORMATS = click.Choice(["auto", "chat", "prompt_completion", "alpaca", "sharegpt", "csv", "tsv", "text", "markdown",
+                        "chatml", "transcript"])
+
+
+def _columns(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    """--column prompt=question --column response=answer -> {"prompt": "question", ...}."""
+    if not pairs:
+        return None
+    mapping = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"'{pair}' is not ROLE=COLUMN (e.g. prompt=question)", param_hint="--column")
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
 @files.command("upload")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "data_format", type=FORMATS, default=None, help="Override the detected format.")
+@click.option("--column", "columns", multiple=True, help="CSV/TSV: ROLE=COLUMN, roles prompt, response, label, system.")
+@click.option("--purpose", type=click.Choice(["fine-tune", "evals"]), default="fine-tune", show_default=True)
 @click.pass_context
-def files_upload(ctx: click.Context, path: Path) -> None:
-    """Upload a JSONL training file (chat `messages` or prompt/completion lines)."""
-    uploaded = _client(ctx).files.create(path)
-    console.print(f"{uploaded.id}  {uploaded.filename}  {uploaded.bytes:,} bytes")
+def files_upload(ctx: click.Context, path: Path, data_format: str | None, columns: tuple[str, ...],
+                 purpose: str) -> None:
+    """Upload a data file: JSONL/JSON (chat, prompt/completion, alpaca, sharegpt), CSV/TSV, text, Markdown,
+    ChatML or transcripts. The format is detected unless given."""
+    uploaded = _client(ctx).files.create(path, purpose=purpose, format=data_format, columns=_columns(columns))
+    console.print(f"{uploaded.id}  {uploaded.filename}  {uploaded.format or ''}  {uploaded.examples or 0:,} "
+                  f"examples  {uploaded.bytes:,} bytes")
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+@main.group()
+def data() -> None:
+    """Check, split and browse training data before training."""
+
+
+@data.command("check")
+@click.argument("file")
+@click.option("--validation", "validation_file", default=None, help="A validation file (id or path) to check "
+              "for leakage.")
+@click.option("--model", default=None, help="Whose tokenizer measures lengths (default: SmolLM2-135M-Instruct).")
+@click.option("--max-seq-len", type=int, default=512, show_default=True)
+@click.option("--format", "data_format", type=FORMATS, default=None)
+@click.option("--column", "columns", multiple=True, help="CSV/TSV: ROLE=COLUMN.")
+@click.pass_context
+def data_check(ctx: click.Context, file: str, validation_file: str | None, model: str | None, max_seq_len: int,
+               data_format: str | None, columns: tuple[str, ...]) -> None:
+    """Report what is wrong with FILE (a local path or a file id) before training. Exits 1 on errors."""
+    from hone.datacheck import print_report
+
+    if not file.startswith("file-") and not Path(file).is_file():
+        raise HoneError(0, f"'{file}' is neither a file id (file-...) nor an existing file")
+    with console.status(f"Checking {file}"):
+        report = _client(ctx).datasets.analyze(file, validation_file=validation_file, model=model,
+                                               max_seq_len=max_seq_len, format=data_format,
+                                               columns=_columns(columns))
+    print_report(report, console, file)
+    if any(f.severity == "error" for f in report.findings):
+        sys.exit(1)
+
+
+@data.command("split")
+@click.argument("file")
+@click.option("--validation", type=float, default=0.1, show_default=True)
+@click.option("--test", type=float, default=0.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stratify", type=click.Choice(["auto", "label", "length", "none"]), default="auto",
+              show_default=True)
+@click.option("--augment", type=float, default=0.0, show_default=True,
+              help="Synthetic variants per training example (training split only).")
+@click.pass_context
+def data_split(ctx: click.Context, file: str, validation: float, test: float, seed: int, stratify: str,
+               augment: float) -> None:
+    """Split FILE (a file id or a local path, uploaded first) into stored train/validation/test files."""
+    client = _client(ctx)
+    if not file.startswith("file-"):
+        if not Path(file).is_file():
+            raise HoneError(0, f"'{file}' is neither a file id (file-...) nor an existing file")
+        file = client.files.create(Path(file)).id
+    result = client.datasets.split(file, validation=validation, test=test, seed=seed, stratify=stratify,
+                                   augment=augment)
+    console.print(f"stratified by {result.strata}" + (f", {result.synthetic} synthetic examples added to train"
+                                                      if result.synthetic else ""))
+    for name in ("train", "validation", "test"):
+        part = getattr(result, name)
+        if part is not None:
+            console.print(f"{name:<10} {part.id}  {part.examples:,} examples")
+
+
+@data.command("preview")
+@click.argument("file_id")
+@click.option("--offset", type=int, default=0)
+@click.option("--limit", type=int, default=5)
+@click.option("--search", "q", default=None, help="Only examples containing this text.")
+@click.pass_context
+def data_preview(ctx: click.Context, file_id: str, offset: int, limit: int, q: str | None) -> None:
+    """Show examples of a stored file as honed reads them."""
+    page = _client(ctx).files.preview(file_id, offset=offset, limit=limit, q=q)
+    for example in page.data:
+        head = f"[bold]line {example.line}[/]" + (f"  label={escape(example.label)}" if example.label else "")
+        console.print(head)
+        for message in example.messages or []:
+            console.print(f"  [cyan]{escape(message['role'])}[/]: {escape(message['content'])}", highlight=False)
+        if example.text is not None:
+            console.print(f"  [dim]text[/]: {escape(example.text[:500])}", highlight=False)
+        for problem in example.problems:
+            console.print(f"  [red]! {escape(problem)}[/]", highlight=False)
+    if page.has_more:
+        console.print(f"[dim]more: --offset {offset + len(page.data)}[/]")
 
 
 @files.command("list")

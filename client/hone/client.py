@@ -22,6 +22,9 @@ from hone.types import (
     TERMINAL_STATUSES,
     ChatCompletion,
     ChatCompletionChunk,
+    DatasetPreview,
+    DatasetReport,
+    DatasetSplit,
     EvalResultList,
     EvalRun,
     EvalSuite,
@@ -127,14 +130,19 @@ class Files:
     def __init__(self, execute: Callable[[Call], Any]) -> None:
         self._execute = execute
 
-    def create(self, file: str | Path | bytes, purpose: str = "fine-tune", filename: str | None = None) -> Any:
-        if isinstance(file, (str, Path)):
-            filename = filename or Path(file).name
-            content = Path(file).read_bytes()
-        else:
-            content = file
-        return self._execute(Call("POST", "/v1/files", FileObject,
-                                  files={"file": (filename or "data.jsonl", content)}, data={"purpose": purpose}))
+    def create(self, file: str | Path | bytes, purpose: str = "fine-tune", filename: str | None = None,
+               format: str | None = None, columns: dict[str, str] | None = None,
+               chunk_tokens: int | None = None) -> Any:
+        """Upload a data file. honed detects its format (JSONL/JSON chat, alpaca, sharegpt, CSV/TSV, text,
+        Markdown, ChatML, transcripts); `format`, `columns` (CSV) and `chunk_tokens` (text) override it."""
+        return self._execute(Call("POST", "/v1/files", FileObject, files=_file_part(file, filename),
+                                  data=_format_fields(purpose=purpose, format=format, columns=columns,
+                                                      chunk_tokens=chunk_tokens)))
+
+    def preview(self, file_id: str, offset: int = 0, limit: int = 20, q: str | None = None) -> Any:
+        """A page of the file's examples as honed reads them (with each record's problems)."""
+        return self._execute(Call("GET", f"/v1/files/{file_id}/preview", DatasetPreview,
+                                  params={"offset": offset, "limit": limit, "q": q}))
 
     def list(self, purpose: str | None = None) -> Any:
         return self._execute(Call("GET", "/v1/files", FileList, params={"purpose": purpose}))
@@ -147,6 +155,45 @@ class Files:
 
     def content(self, file_id: str) -> Any:
         return self._execute(Call("GET", f"/v1/files/{file_id}/content", bytes))
+
+
+def _file_part(file: str | Path | bytes, filename: str | None) -> dict[str, Any]:
+    if isinstance(file, (str, Path)):
+        return {"file": (filename or Path(file).name, Path(file).read_bytes())}
+    return {"file": (filename or "data.jsonl", file)}
+
+
+def _format_fields(**fields: Any) -> dict[str, str]:
+    """Multipart form fields: JSON for structured values, nothing for None."""
+    return {k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in fields.items() if v is not None}
+
+
+class Datasets:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def analyze(self, file: str | Path, *, validation_file: str | Path | None = None,
+                model: str | None = None, max_seq_len: int = 512, format: str | None = None,
+                columns: dict[str, str] | None = None) -> Any:
+        """The quality report on a stored file (its id) or a local file (sent along, not stored)."""
+        local = not (isinstance(file, str) and file.startswith("file-"))
+        if local:
+            parts = _file_part(file, None)
+            if validation_file is not None:
+                parts["validation_file"] = _file_part(validation_file, None)["file"]
+            return self._execute(Call("POST", "/v1/datasets/analyze", DatasetReport, files=parts, data=_format_fields(
+                model=model, max_seq_len=max_seq_len, format=format, columns=columns)))
+        body = _omit_none({"file": file, "validation_file": validation_file, "model": model,
+                           "max_seq_len": max_seq_len,
+                           "format": _omit_none({"format": format, "columns": columns}) if format or columns else None})
+        return self._execute(Call("POST", "/v1/datasets/analyze", DatasetReport, json=body))
+
+    def split(self, file: str, *, validation: float = 0.1, test: float = 0.0, seed: int = 0,
+              stratify: str = "auto", augment: float = 0.0) -> Any:
+        """Stored train/validation/test files from one stored file."""
+        return self._execute(Call("POST", "/v1/datasets/split", DatasetSplit, json={
+            "file": file, "validation": validation, "test": test, "seed": seed, "stratify": stratify,
+            "augment": augment}))
 
 
 class Jobs:
@@ -253,6 +300,7 @@ def _attach_resources(client: Any) -> None:
     client.chat = _Namespace(completions=ChatCompletions(client._execute, client._stream_chunks))
     client.models = Models(client._execute)
     client.evals = Evals(client._execute)
+    client.datasets = Datasets(client._execute)
 
 
 def _chunk(data: str) -> ChatCompletionChunk | None:

@@ -42,6 +42,10 @@ class FileObject(msgspec.Struct):
     status: str = "processed"
     status_details: str | None = None
     expires_at: int | None = None
+    format: str | None = None
+    """honed: the data format the file was read as (chat, alpaca, csv, text, ...)."""
+    examples: int | None = None
+    """honed: how many examples (or eval cases) it holds."""
 
 
 class FileList(msgspec.Struct):
@@ -480,4 +484,113 @@ class EvalResult(msgspec.Struct):
 
 class EvalResultList(msgspec.Struct):
     data: list[EvalResult]
+    object: str = "list"
+
+
+# ------------------------------------------------------------------------------------- dataset report
+
+
+class DatasetFinding(msgspec.Struct):
+    """One thing the data check found: how often, where to look, and what to do about it."""
+
+    code: str
+    """Stable identifier, e.g. exact_duplicates, over_max_seq_len, validation_leakage, pii_email."""
+    severity: Literal["error", "warning", "info"]
+    """error: records honed cannot train on as they are; warning: trains, but likely hurts; info: worth knowing."""
+    message: str
+    count: int
+    """Exact, however many lines are listed."""
+    lines: list[int]
+    """The first lines (1-based, in file order) where it was found; at most the report's sample limit."""
+    suggestion: str
+    groups: list[list[int]] | None = None
+    """Duplicates and leakage: lines that hold the same (or nearly the same) example, first occurrence first;
+    for leakage [validation line, training line]. At most the sample limit of groups, each cut to that limit."""
+
+
+class LengthStats(msgspec.Struct):
+    """Tokens per example under the model's tokenizer and chat template (what training sees before cutting)."""
+
+    min: int
+    p50: int
+    p90: int
+    p99: int
+    max: int
+    mean: float
+    histogram: list[int]
+    """Examples per bin; bin i holds lengths in [bin_edges[i], bin_edges[i + 1])."""
+    bin_edges: list[int]
+    over_max: int
+    """Examples longer than max_seq_len: training cuts them."""
+    max_seq_len: int
+
+
+class DatasetReport(msgspec.Struct):
+    """What is wrong with a training file (and its validation file) before any training, and what to do."""
+
+    examples: int
+    records_with_problems: int
+    """Records the reader could not turn into an example, plus examples whose turns break the role rules."""
+    conversations_with_system: int
+    mean_turns: float
+    """Mean user and assistant messages per chat example (system messages not counted)."""
+    labels: dict[str, int] | None
+    """Examples per class label, when the data has labels."""
+    tokens: LengthStats | None
+    """None when no tokenizer was available."""
+    findings: list[DatasetFinding]
+    recommendations: list[str]
+    """Plain sentences, most important first."""
+    validation_examples: int | None
+    object: str = "dataset.report"
+
+
+class DatasetAnalyzeRequest(msgspec.Struct, forbid_unknown_fields=True):
+    file: str
+    """The training file's id."""
+    validation_file: str | None = None
+    model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    """Whose tokenizer and chat template measure the lengths."""
+    max_seq_len: int = 512
+    format: DataFormat | None = None
+    validation_format: DataFormat | None = None
+
+
+class DatasetSplitRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /v1/datasets/split: one stored file in, train/validation/test files out."""
+
+    file: str
+    validation: float = 0.1
+    test: float = 0.0
+    seed: int = 0
+    stratify: Literal["auto", "label", "length", "none"] = "auto"
+    """auto: by label when the examples have labels, else by length bucket."""
+    augment: float = 0.0
+    """Add this many synthetic variants per training example (0: none); never in validation or test."""
+
+
+class DatasetSplit(msgspec.Struct):
+    train: FileObject
+    validation: FileObject | None
+    test: FileObject | None
+    strata: str
+    """What the split was stratified by: label, length or none."""
+    synthetic: int = 0
+    """Augmented examples added to the training file."""
+    object: str = "dataset.split"
+
+
+class PreviewExample(msgspec.Struct):
+    line: int
+    messages: list[dict[str, str]] | None = None
+    text: str | None = None
+    label: str | None = None
+    problems: list[str] = msgspec.field(default_factory=list)
+    """What is wrong with this record (unreadable, or turns that cannot train)."""
+
+
+class DatasetPreview(msgspec.Struct):
+    data: list[PreviewExample]
+    offset: int
+    has_more: bool
     object: str = "list"

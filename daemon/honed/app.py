@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from hone.types import ErrorBody, ErrorResponse
 from honed.api.chat import chat_completions
 from honed.api.completions import completions
+from honed.api.datasets import ROUTES as DATASET_ROUTES
 from honed.api.evals import EvalsController
 from honed.api.files import FilesController
 from honed.api.fine_tuning import FineTuningController
@@ -66,8 +67,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             log.info("requeued %d unfinished job(s): %s", len(requeued), ", ".join(requeued))
 
     app = Litestar(
-        route_handlers=[FilesController, FineTuningController, EvalsController, chat_completions, completions,
-                        list_models, retrieve_model, job_report, healthz],
+        route_handlers=[FilesController, FineTuningController, EvalsController, *DATASET_ROUTES, chat_completions,
+                        completions, list_models, retrieve_model, job_report, healthz],
         before_request=check_api_key,
         exception_handlers={
             HonedError: _honed_error,

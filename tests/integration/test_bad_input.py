@@ -61,8 +61,8 @@ def test_malformed_jsonl_line_is_named(api, stored):
 def test_a_file_with_no_usable_example_is_refused(api, stored):
     before = stored["snapshot"]()
     content = b'{"messages": [{"role": "user", "content": "no answer here"}]}\n'
-    assert_error(upload(api, "empty.jsonl", content), 400, "line 1", "no assistant message")
-    assert_error(upload(api, "blank.jsonl", b"\n\n"), 400, "no examples")
+    assert_error(upload(api, "empty.jsonl", content), 400, "line 1", "no assistant turn")
+    assert_error(upload(api, "blank.jsonl", b"\n\n"), 400, "the file is empty")
     assert stored["snapshot"]() == before
 
 

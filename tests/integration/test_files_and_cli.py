@@ -57,7 +57,7 @@ def test_validation_file_gives_validation_loss_on_checkpoints(daemon, tiny_model
         assert len(checkpoints) == 3  # steps 3, 6 and the final step 8
         assert all(c.metrics.valid_loss is not None and c.metrics.valid_loss > 0 for c in checkpoints)
         evals = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data if e.kind == "eval"]
-        assert [e.data["step"] for e in evals] == [3, 6, 8]  # validated at each checkpoint and at the end
+        assert [e.data["step"] for e in evals[::-1]] == [3, 6, 8]  # validated at each checkpoint and at the end
         assert all(e.data["phase"] == "validation" and e.data["valid_loss"] > 0 for e in evals)
 
 

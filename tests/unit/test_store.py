@@ -107,3 +107,17 @@ def test_eval_results_are_rows_written_with_their_event(store):
         store.add_eval_results("ftjob-e", "twice", {"phase": "final"}, [
             EvalResultRow(job_id="ftjob-e", phase="final", suite="s", metric="m", value=1.0)] * 2)
     assert store.events("ftjob-e")[-1].seq == seq and len(store.eval_results()) == 2
+
+
+def test_a_database_from_before_file_formats_gains_the_column_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript("""CREATE TABLE files (id TEXT PRIMARY KEY, filename TEXT NOT NULL, purpose TEXT NOT NULL,
+        bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, path TEXT NOT NULL, created_at INTEGER NOT NULL,
+        examples INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO files VALUES ('file-old', 'a.jsonl', 'fine-tune', 10, 'abc', 'files/abc', 1, 3);""")
+    old.commit()
+    old.close()
+    store = Store(path)
+    assert store.get_file("file-old").format is None and store.get_file("file-old").examples == 3
+    Store(path)  # opening it again migrates nothing twice

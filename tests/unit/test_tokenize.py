@@ -31,3 +31,14 @@ def test_generation_prompt_ends_with_the_assistant_header(tiny_model):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     ids = prompt_ids(tokenizer, [{"role": "user", "content": "Hi"}])
     assert tokenizer.decode(ids).endswith("<|im_start|>assistant\n")
+
+
+def test_a_text_example_trains_on_every_token_and_ends_with_eos(tiny_model):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    example = Example((), line=7, text="Once upon a time there was a tokenizer.")
+    tokenized = tokenize_example(tokenizer, example, max_len=512)
+    assert tokenized.labels == tokenized.input_ids and tokenized.input_ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(tokenized.input_ids[:-1]) == example.text
+    assert "<|im_start|>" not in tokenizer.decode(tokenized.input_ids)  # no chat template around raw text
+    cut = tokenize_example(tokenizer, example, max_len=4)
+    assert len(cut.input_ids) == 4 and cut.truncated and cut.line == 7

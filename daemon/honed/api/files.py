@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
+import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 
 from hone.suites import SuiteFileError, parse_cases
-from hone.types import FileDeleted, FileList, FileObject
+from hone.types import DataFormat, FileDeleted, FileList, FileObject
 from honed.api.common import new_id, services
-from honed.data.jsonl import validate_file
+from honed.data.files import format_record
 from honed.errors import Conflict, InvalidRequest, PayloadTooLarge
 from honed.jobs.store import FileRow
 
@@ -25,10 +28,10 @@ CHUNK = 1024 * 1024
 
 def file_object(row: FileRow) -> FileObject:
     return FileObject(id=row.id, bytes=row.bytes, created_at=row.created_at, filename=row.filename,
-                      purpose=row.purpose)
+                      purpose=row.purpose, format=(row.format or {}).get("detected"), examples=row.examples)
 
 
-async def _spool(upload: UploadFile, directory: Path, limit: int) -> tuple[Path, str, int]:
+async def spool(upload: UploadFile, directory: Path, limit: int) -> tuple[Path, str, int]:
     """Copy an upload to a temp file beside the store, hashing as it goes; refuse past `limit` bytes."""
     digest, size = hashlib.sha256(), 0
     fd, temp_name = tempfile.mkstemp(prefix=".upload-", dir=directory)
@@ -47,15 +50,66 @@ async def _spool(upload: UploadFile, directory: Path, limit: int) -> tuple[Path,
     return Path(temp_name), digest.hexdigest(), size
 
 
-def _count_examples(path: Path, purpose: str) -> int:
-    """How many examples (or eval cases) the upload holds; InvalidRequest naming the bad line otherwise."""
+def _check_upload(path: Path, filename: str, purpose: str, options: DataFormat) -> tuple[dict | None, int]:
+    """The upload's format record and how many examples (or eval cases) it holds; InvalidRequest naming the
+    bad line otherwise."""
     if purpose == "evals":
         try:
-            return len(parse_cases(path.read_bytes(), "the file"))
+            return None, len(parse_cases(path.read_bytes(), "the file"))
         except SuiteFileError as exc:
             raise InvalidRequest(str(exc), param="file") from None
-    with open(path, "rb") as handle:
-        return validate_file(handle)
+    return format_record(path, filename, options)
+
+
+def format_options(form: Any) -> DataFormat:
+    """DataFormat from the optional multipart fields `format`, `columns` (a JSON object) and `chunk_tokens`."""
+    fields: dict[str, Any] = {}
+    if form.get("format"):
+        fields["format"] = form.get("format")
+    if form.get("columns"):
+        try:
+            fields["columns"] = json.loads(form.get("columns"))
+        except json.JSONDecodeError:
+            raise InvalidRequest('columns must be a JSON object like {"prompt": "question", "response": "answer"}',
+                                 param="columns") from None
+    if form.get("chunk_tokens"):
+        fields["chunk_tokens"] = form.get("chunk_tokens")
+    try:
+        options = msgspec.convert(fields, DataFormat, strict=False)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid data format options: {exc}", param="format") from None
+    if not 16 <= options.chunk_tokens <= 32768:
+        raise InvalidRequest("chunk_tokens must be between 16 and 32768", param="chunk_tokens")
+    return options
+
+
+def store_file(svc: Any, temp: Path, sha256: str, size: int, filename: str, purpose: str,
+               options: DataFormat) -> FileRow:
+    """Check a spooled upload and keep it: the blob is named by its hash (so it appears whole or not at all)
+    and the row is written last. The temp file is gone afterwards, whatever happens."""
+    try:
+        data_format, examples = _check_upload(temp, filename, purpose, options)
+        blob = svc.settings.files_dir / sha256
+        if blob.exists():
+            temp.unlink()
+        else:
+            os.replace(temp, blob)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    row = FileRow(id=new_id("file"), filename=filename, purpose=purpose, bytes=size, sha256=sha256,
+                  path=str(blob.relative_to(svc.settings.home)), created_at=int(time.time()),
+                  examples=examples, format=data_format)
+    svc.store.add_file(row)
+    return row
+
+
+def spool_bytes(directory: Path, data: bytes) -> tuple[Path, str, int]:
+    """Bytes made here (e.g. a split) as a temp file beside the store, like an upload."""
+    fd, name = tempfile.mkstemp(prefix=".upload-", dir=directory)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return Path(name), hashlib.sha256(data).hexdigest(), len(data)
 
 
 class FilesController(Controller):
@@ -71,23 +125,11 @@ class FilesController(Controller):
             raise InvalidRequest(f"purpose must be one of {', '.join(PURPOSES)}; got {purpose!r}", param="purpose")
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("send the data as a multipart form field named 'file'", param="file")
+        options = format_options(form)
         filename = Path(upload.filename or "upload.jsonl").name  # never a path: only the last component
-        temp, sha256, size = await _spool(upload, svc.settings.files_dir, svc.settings.max_upload_bytes)
-        try:
-            examples = await anyio.to_thread.run_sync(_count_examples, temp, purpose)
-            blob = svc.settings.files_dir / sha256
-            if blob.exists():
-                temp.unlink()
-            else:
-                os.replace(temp, blob)  # the blob appears whole or not at all
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        row = FileRow(id=new_id("file"), filename=filename, purpose=purpose, bytes=size, sha256=sha256,
-                      path=str(blob.relative_to(svc.settings.home)), created_at=int(time.time()),
-                      examples=examples)
-        svc.store.add_file(row)
-        return file_object(row)
+        temp, sha256, size = await spool(upload, svc.settings.files_dir, svc.settings.max_upload_bytes)
+        return file_object(await anyio.to_thread.run_sync(
+            store_file, svc, temp, sha256, size, filename, purpose, options))
 
     @get("/")
     async def list_files(self, request: Request, purpose: str | None = None) -> FileList:

@@ -58,8 +58,15 @@ def segments(tokenizer: Any, example: Example) -> list[tuple[str, bool]]:
 
 
 def tokenize_example(tokenizer: Any, example: Example, max_len: int) -> TokenizedExample:
+    """Ids and labels cut to max_len. A chat example trains on its assistant turns; a text example (continued
+    pre-training) on every token, with the end-of-text token after it so the model learns where text ends."""
     ids: list[int] = []
     labels: list[int] = []
+    if example.text is not None:
+        ids = tokenizer(example.text, add_special_tokens=False)["input_ids"]
+        if tokenizer.eos_token_id is not None:
+            ids.append(tokenizer.eos_token_id)
+        return TokenizedExample(ids[:max_len], ids[:max_len], len(ids) > max_len, example.line)
     for text, trained in segments(tokenizer, example):
         piece = tokenizer(text, add_special_tokens=False)["input_ids"]
         ids += piece

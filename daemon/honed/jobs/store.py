@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS files (
     sha256 TEXT NOT NULL,
     path TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    examples INTEGER NOT NULL DEFAULT 0
+    examples INTEGER NOT NULL DEFAULT 0,
+    format TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -102,6 +103,8 @@ class FileRow(msgspec.Struct, frozen=True):
     path: str
     created_at: int
     examples: int
+    format: dict[str, Any] | None = None
+    """How the file is read (a DataFormat, resolved at upload); None: OpenAI chat JSONL."""
 
 
 class JobRow(msgspec.Struct, frozen=True):
@@ -161,6 +164,10 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
+def _file(row: sqlite3.Row) -> FileRow:
+    return FileRow(**{**dict(row), "format": _loads(row["format"])})
+
+
 class Store:
     """SQLite-backed store. Safe to share between threads (one connection per thread) and processes (WAL)."""
 
@@ -168,6 +175,17 @@ class Store:
         self.path = Path(path)
         self._local = threading.local()
         self._conn().executescript(SCHEMA)  # executescript manages its own transaction
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added since a home's database was created (SQLite's CREATE IF NOT EXISTS keeps old tables)."""
+        db = self._conn()
+        columns = {row["name"] for row in db.execute("PRAGMA table_info(files)")}
+        if "format" not in columns:
+            try:
+                db.execute("ALTER TABLE files ADD COLUMN format TEXT")
+            except sqlite3.OperationalError:  # another process added it first
+                pass
 
     # ------------------------------------------------------------------------------------ plumbing
 
@@ -206,9 +224,10 @@ class Store:
     def add_file(self, row: FileRow) -> FileRow:
         with self._write() as db:
             db.execute(
-                "INSERT INTO files (id, filename, purpose, bytes, sha256, path, created_at, examples)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (row.id, row.filename, row.purpose, row.bytes, row.sha256, row.path, row.created_at, row.examples),
+                "INSERT INTO files (id, filename, purpose, bytes, sha256, path, created_at, examples, format)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (row.id, row.filename, row.purpose, row.bytes, row.sha256, row.path, row.created_at, row.examples,
+                 _dumps(row.format)),
             )
         return row
 
@@ -216,14 +235,14 @@ class Store:
         found = self._conn().execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
         if found is None:
             raise NotFound(f"No file with id '{file_id}'. List uploaded files with GET /v1/files.", param="file_id")
-        return FileRow(**dict(found))
+        return _file(found)
 
     def list_files(self, purpose: str | None = None) -> list[FileRow]:
         query, args = "SELECT * FROM files", ()
         if purpose:
             query, args = query + " WHERE purpose = ?", (purpose,)
         rows = self._conn().execute(query + " ORDER BY created_at DESC, id DESC", args).fetchall()
-        return [FileRow(**dict(r)) for r in rows]
+        return [_file(r) for r in rows]
 
     def delete_file(self, file_id: str) -> tuple[FileRow, bool]:
         """Remove the file's row; returns it and whether its content blob is now unreferenced."""
@@ -233,7 +252,7 @@ class Store:
                 raise NotFound(f"No file with id '{file_id}'.", param="file_id")
             db.execute("DELETE FROM files WHERE id = ?", (file_id,))
             others = db.execute("SELECT COUNT(*) FROM files WHERE sha256 = ?", (found["sha256"],)).fetchone()[0]
-        return FileRow(**dict(found)), others == 0
+        return _file(found), others == 0
 
     # ---------------------------------------------------------------------------------------- jobs
 
