@@ -172,6 +172,9 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """Save a resumable checkpoint every this many steps (and always at the end)."""
     max_seq_len: int = 512
     """Longer examples are cut to this many tokens (the cut is reported as a warning event)."""
+    packing: bool = False
+    """Pack short examples together into rows of max_seq_len tokens: far less padding, so each step trains
+    more tokens (fewer, fuller steps per epoch); each example still attends only to itself."""
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     engine: Literal["auto", "torch"] = "auto"
@@ -265,6 +268,9 @@ class JobEvent(msgspec.Struct):
     seq: int
     kind: str
     object: str = "fine_tuning.job.event"
+    job_id: str | None = None
+    timestamp: float | None = None
+    """When the worker wrote it (UNIX time with sub-second precision; created_at is whole seconds)."""
 
 
 class JobEventList(msgspec.Struct):

@@ -119,11 +119,16 @@ def test_a_labelled_file_splits_by_label_into_stored_files(daemon, tmp_path):
 
 def test_a_job_trains_on_a_csv_file_and_on_plain_text(daemon, tiny_model):
     with Client(daemon.base_url) as client:
-        for name in ("support.csv", "book.txt"):
+        for name, packing in (("support.csv", True), ("book.txt", False)):
             stored = client.files.create(FORMATS / name)
             job = client.fine_tuning.jobs.create(model=str(tiny_model), training_file=stored.id,
                                                  hyperparameters={"n_epochs": 1, "batch_size": 2},
-                                                 honed={"max_seq_len": 64})
+                                                 honed={"max_seq_len": 64, "packing": packing})
             job = client.fine_tuning.jobs.wait(job.id, poll=0.5, timeout=300)
             assert job.status == "succeeded", (name, job.error)
             assert job.trained_tokens > 0
+            packed = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data
+                      if e.message.startswith("Packed")]
+            assert bool(packed) is packing
+            if packing:  # 3 short support answers fit in fewer 64-token rows
+                assert packed[0].data["rows"] < packed[0].data["examples"] == stored.examples

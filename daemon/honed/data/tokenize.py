@@ -23,6 +23,8 @@ class TokenizedExample(msgspec.Struct, frozen=True):
     labels: list[int]
     truncated: bool
     line: int
+    positions: list[int] | None = None
+    """Position ids restarting at 0 for each example in a packed row; None for one example per row."""
 
     @property
     def trained_tokens(self) -> int:
@@ -79,3 +81,40 @@ def prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of a conversation ready for the assistant's next turn (what generation starts from)."""
     text = _render(tokenizer, messages, generation_prompt=True)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def pack_examples(examples: list[TokenizedExample], max_len: int) -> list[TokenizedExample]:
+    """Short examples packed into rows of at most `max_len` tokens (first-fit decreasing, deterministic).
+
+    Each example keeps its own position ids (restarting at 0), from which the model's attention mask keeps it
+    from seeing its row-mates; the first label of each example is dropped, so nothing learns to predict one
+    example from the end of another. Fewer, fuller rows: much less padding when most examples are short.
+    """
+    order = sorted(range(len(examples)), key=lambda i: (-len(examples[i].input_ids), i))
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for index in order:
+        size = len(examples[index].input_ids)
+        for row, space in enumerate(free):
+            if size <= space:
+                rows[row].append(index)
+                free[row] -= size
+                break
+        else:
+            rows.append([index])
+            free.append(max_len - size)
+    packed = []
+    for row in rows:
+        members = sorted(row)  # file order inside a row
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for index in members:
+            example = examples[index]
+            ids += example.input_ids
+            labels += [IGNORE] + example.labels[1:]
+            positions += range(len(example.input_ids))
+        packed.append(TokenizedExample(ids, labels, any(examples[i].truncated for i in members),
+                                       examples[members[0]].line, positions))
+    return packed
+

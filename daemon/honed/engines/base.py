@@ -36,6 +36,9 @@ class TrainConfig(msgspec.Struct, frozen=True):
     checkpoint_interval: int = 50
     eval_interval: int | None = None
     """Validate (loss on the validation split, plus the probe) every this many steps; None: at checkpoints."""
+    packing: bool = False
+    """Pack short training examples into rows of up to max_seq_len tokens (each still sees only itself)."""
+    max_seq_len: int = 512
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
@@ -64,8 +67,9 @@ class TrainCallbacks(msgspec.Struct, frozen=True):
     """checkpoint(step, directory, metrics) after a resumable checkpoint is fully written."""
     should_stop: Callable[[], str | None]
     """Polled once per step; a non-None reason stops training after the current step."""
-    probe: Callable[[Any, Any], dict[str, float]] | None = None
-    """probe(model, tokenizer) at each validation point: a quick task metric on the live model (in eval mode)."""
+    probe: Callable[[Any, Any, int], dict[str, float]] | None = None
+    """probe(model, tokenizer, step) at each validation point: a quick task metric on the live model (in eval
+    mode), and a sample answer."""
 
 
 class GenerationParams(msgspec.Struct, frozen=True):

@@ -20,8 +20,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from honed.data.tokenize import IGNORE, TokenizedExample
+from honed.data.tokenize import IGNORE, TokenizedExample, pack_examples
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
+from honed.observability.memory import peak_bytes, resident_bytes
 
 STATE_FILE = "trainer_state.pt"
 PAD_MULTIPLE = 8
@@ -64,12 +65,28 @@ def collate(examples: list[TokenizedExample], pad_id: int) -> dict[str, torch.Te
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
+    packed = examples[0].positions is not None
+    positions = torch.zeros((len(examples), width), dtype=torch.long)
     for row, example in enumerate(examples):
         n = len(example.input_ids)
         ids[row, :n] = torch.tensor(example.input_ids)
         labels[row, :n] = torch.tensor(example.labels)
         mask[row, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        if packed:  # the padding after a packed row restarts at 0 too: one more sequence that nothing sees
+            positions[row, :n] = torch.tensor(example.positions)
+            positions[row, n:] = torch.arange(width - n)
+    batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if packed:
+        batch["position_ids"] = positions
+    return batch
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """What the model is called with. Packed rows pass position ids and no attention mask: transformers then
+    builds a mask in which each example of a row sees only itself. No KV cache: training never reuses one."""
+    if "position_ids" in batch:
+        return {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False}
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
 
 
 # --------------------------------------------------------------------------------------------- loss
@@ -89,10 +106,10 @@ def masked_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tenso
     parts = _head_and_body(model)
     if parts is not None:
         body, head = parts
-        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        hidden = body(**model_inputs(batch)).last_hidden_state
         logits = head(hidden[:, :-1][keep]).float()
     else:  # an architecture without the usual body/head split: pay for the full logits
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = model(**model_inputs(batch)).logits
         logits = logits[:, :-1][keep].float()
     targets = labels[keep]
     loss = F.cross_entropy(logits, targets)
@@ -145,6 +162,37 @@ def load_for_training(config: TrainConfig, device: torch.device) -> tuple[Any, A
     model.to(device)
     model.train()
     return model, tokenizer
+
+
+class LossWatch:
+    """Says when the training loss jumps far above the lowest it has been (a learning rate too high, a bad
+    batch): once per episode, so a run that diverges warns once, not every step."""
+
+    def __init__(self, warmup_steps: int, factor: float = 3.0) -> None:
+        self.warmup_steps, self.factor = warmup_steps, factor
+        self.minimum = math.inf
+        self.spiking = False
+
+    def observe(self, step: int, loss: float) -> str | None:
+        self.minimum = min(self.minimum, loss)
+        high = step > self.warmup_steps and loss > self.factor * self.minimum
+        warn = high and not self.spiking
+        self.spiking = high
+        if not warn:
+            return None
+        return (f"Loss spiked to {loss:.4f} at step {step}, over {self.factor:g}x its lowest so far "
+                f"({self.minimum:.4f}); if it keeps rising, lower the learning rate")
+
+
+def memory_usage(device: torch.device) -> dict[str, int]:
+    """The process's resident and peak memory, and the accelerator's, in bytes (for metrics events)."""
+    usage = {"memory_rss": resident_bytes(), "memory_peak": peak_bytes()}
+    if device.type == "cuda":
+        usage["device_memory"] = torch.cuda.memory_allocated(device)
+        usage["device_memory_peak"] = torch.cuda.max_memory_allocated(device)
+    elif device.type == "mps":
+        usage["device_memory"] = torch.mps.current_allocated_memory()
+    return usage
 
 
 def _losses(validated: dict[str, Any]) -> dict[str, Any]:
@@ -211,6 +259,11 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     device = pick_device(config.device)
     model, tokenizer = load_for_training(config, device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if config.packing:
+        rows = pack_examples(train_set, config.max_seq_len)
+        callbacks.event("log", f"Packed {len(train_set)} examples into {len(rows)} rows of up to "
+                        f"{config.max_seq_len} tokens", {"examples": len(train_set), "rows": len(rows)})
+        train_set = rows
 
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     total_steps = steps_per_epoch * config.n_epochs
@@ -242,6 +295,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
                      "total_steps": total_steps, "examples": len(train_set)})
 
     lengths = [len(e.input_ids) for e in train_set]
+    watch = LossWatch(warmup_steps=max(10, warmup_steps))
     started = time.monotonic()
     window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, time.monotonic()
     last_loss: float | None = None
@@ -259,13 +313,14 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         if callbacks.probe is not None:
             model.eval()
             try:
-                task = callbacks.probe(model, tokenizer)
+                task = callbacks.probe(model, tokenizer, at_step)
             finally:
                 model.train()
         parts = [f"validation loss {found['valid_loss']:.4f}"] if "valid_loss" in found else []
         parts += [f"{name} {value:.3f}" for name, value in task.items()]
-        callbacks.event("eval", f"Step {at_step}: " + ", ".join(parts),
-                        {"phase": "validation", "step": at_step, **found, "task": task})
+        if parts:  # a probe that only sampled has nothing to report here
+            callbacks.event("eval", f"Step {at_step}: " + ", ".join(parts),
+                            {"phase": "validation", "step": at_step, **found, "task": task})
         return found
 
     def save_checkpoint(at_step: int, metrics: dict[str, Any]) -> None:
@@ -299,7 +354,12 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         trained_tokens += tokens
         value = loss.item()
         if not math.isfinite(value):
+            callbacks.event("warning", f"Loss became {value} at step {step}", {"kind": "nan_loss", "step": step})
             raise FloatingPointError(f"loss became {value} at step {step}; lower the learning rate")
+        spike = watch.observe(step, value)
+        if spike is not None:
+            callbacks.event("warning", spike, {"kind": "loss_spike", "step": step, "loss": value,
+                                               "running_min": watch.minimum}, "warn")
         last_loss = value
         window_loss += value
         window_steps += 1
@@ -315,7 +375,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
                 "train_mean_token_accuracy": correct / max(labelled, 1),
                 "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                 "tokens_per_second": rate, "trained_tokens": trained_tokens,
-                "elapsed_s": elapsed, "eta_s": eta,
+                "elapsed_s": elapsed, "eta_s": eta, **memory_usage(device),
             })
             window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, now
         at_checkpoint = step % config.checkpoint_interval == 0 and step < total_steps

@@ -17,10 +17,14 @@ import msgspec
 
 from hone.types import EvalSuite, HonedOptions
 from honed.config import Settings
-from honed.evaluation.runner import MetricComparison, SuiteRun, compare, headline, load_model, metrics_payload, run_suite
+from honed.evaluation.runner import (MetricComparison, SuiteRun, compare, generate_answer, headline, load_model,
+                                     metrics_payload, run_suite)
 from honed.evaluation.judge import question_text
 from honed.evaluation.suite import MODEL_METRICS, case_messages, higher_is_better
 from honed.jobs.store import EvalResultRow, Store
+
+
+SAMPLE_TOKENS = 48
 
 
 class JobStopped(Exception):
@@ -78,16 +82,32 @@ class JobEvaluation:
         for suite, guard in missing:
             self.baselines[suite.name] = self._run(model, tokenizer, suite, guard, "baseline")
 
-    def probe(self) -> Callable[[Any, Any], dict[str, float]] | None:
-        """The quick task metric for the training loop: the first few eval cases on the live model."""
+    def probe(self, sample_prompt: list[dict[str, str]] | None = None
+              ) -> Callable[[Any, Any, int], dict[str, float]] | None:
+        """What the training loop calls at each validation point: the first few eval cases scored on the live
+        model (the quick task metric), and one greedy answer to a fixed prompt as a `sample` event, so a
+        person watching sees the outputs change. The prompt is the first eval case's, else `sample_prompt`."""
         suite, count = self.options.eval, self.options.eval_live_cases
-        if suite is None or count == 0:
+        subset = (msgspec.structs.replace(suite, cases=suite.cases[:count], inspect_case=0)
+                  if suite is not None and count > 0 else None)
+        if suite is not None:
+            sample_prompt = case_messages(suite, suite.cases[0])
+        if subset is None and sample_prompt is None:
             return None
-        subset = msgspec.structs.replace(suite, cases=suite.cases[:count], inspect_case=0)
 
-        def score(model: Any, tokenizer: Any) -> dict[str, float]:
-            run = run_suite(model, tokenizer, subset)
-            return {name: m.value for name, m in run.metrics.items()}
+        def score(model: Any, tokenizer: Any, step: int) -> dict[str, float]:
+            found: dict[str, float] = {}
+            answer = None
+            if subset is not None:
+                run = run_suite(model, tokenizer, subset)
+                found = {name: m.value for name, m in run.metrics.items()}
+                answer = run.outputs[0]  # the sample prompt is the first case: no second generation
+            if sample_prompt is not None:
+                if answer is None:
+                    answer = generate_answer(model, tokenizer, sample_prompt, SAMPLE_TOKENS)
+                self.store.append_event(self.job_id, "sample", f"Step {step} sample: {answer[:200]}", {
+                    "step": step, "prompt": question_text(sample_prompt), "output": answer})
+            return found
 
         return score
 

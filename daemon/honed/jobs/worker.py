@@ -34,13 +34,19 @@ log = logging.getLogger("honed.worker")
 
 
 def _load_split(store: Store, settings: Settings, file_id: str, tokenizer: Any,
-                max_len: int) -> tuple[list[TokenizedExample], int]:
+                max_len: int) -> tuple[list[TokenizedExample], int, list[dict[str, str]] | None]:
+    """Tokenized examples with something to train, how many were cut, and the first chat prompt (for
+    samples while training)."""
     row = store.get_file(file_id)
-    examples = [tokenize_example(tokenizer, e, max_len)
-                for e in training_examples(settings.home, row, tokenizer, max_len)]
+    examples, first_prompt = [], None
+    for example in training_examples(settings.home, row, tokenizer, max_len):
+        if first_prompt is None and example.text is None:
+            last_answer = max(i for i, m in enumerate(example.messages) if m.role == "assistant")
+            first_prompt = [{"role": m.role, "content": m.content} for m in example.messages[:last_answer]]
+        examples.append(tokenize_example(tokenizer, example, max_len))
     usable = [e for e in examples if e.trained_tokens > 0]
     truncated = sum(e.truncated for e in examples)
-    return usable, truncated
+    return usable, truncated, first_prompt
 
 
 def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
@@ -79,10 +85,11 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         options = spec.options
-        train_set, truncated = _load_split(store, settings, spec.training_file, tokenizer, options.max_seq_len)
+        train_set, truncated, sample_prompt = _load_split(store, settings, spec.training_file, tokenizer,
+                                                          options.max_seq_len)
         valid_set: list[TokenizedExample] = []
         if spec.validation_file:
-            valid_set, _ = _load_split(store, settings, spec.validation_file, tokenizer, options.max_seq_len)
+            valid_set, _, _ = _load_split(store, settings, spec.validation_file, tokenizer, options.max_seq_len)
         if truncated:
             event("warning", f"{truncated} training examples are longer than max_seq_len={options.max_seq_len} "
                   "tokens and were cut; raise honed.max_seq_len to keep them whole", {"truncated": truncated},
@@ -96,6 +103,7 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             target_modules=options.target_modules, learning_rate=spec.learning_rate, n_epochs=spec.n_epochs,
             batch_size=spec.batch_size, max_steps=options.max_steps,
             checkpoint_interval=options.checkpoint_interval, eval_interval=options.eval_interval,
+            packing=options.packing, max_seq_len=options.max_seq_len,
             warmup_ratio=options.warmup_ratio,
             weight_decay=options.weight_decay, seed=spec.seed,
         )
@@ -103,7 +111,7 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
         evaluation = JobEvaluation(store, settings, job_id, model_dir, options, should_stop)
         evaluation.baseline()
         result = engine.train(config, train_set, valid_set,
-                              TrainCallbacks(event, checkpoint, should_stop, evaluation.probe()))
+                              TrainCallbacks(event, checkpoint, should_stop, evaluation.probe(sample_prompt)))
         eval_summary = None
         if result.stopped is None:
             eval_summary = evaluation.final(result.output_path, adapter=config.adapter == "lora")
