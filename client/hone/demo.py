@@ -64,7 +64,7 @@ def run_demo(home: Path, port: int | None, keep_running: bool, epochs: int, cons
             job = client.fine_tuning.jobs.create(
                 model=DEMO_MODEL, training_file=training.id, suffix="aurora", seed=42,
                 hyperparameters={"n_epochs": epochs, "batch_size": 8, "learning_rate_multiplier": 5},
-                honed={"lora_rank": 16, "checkpoint_interval": 16, "eval": heldout})
+                honed={"lora_rank": 16, "checkpoint_interval": 16, "eval": heldout, "eval_live_cases": 2})
             console.print(f"[green]✓[/] created {job.id} (LoRA r=16, {epochs} epochs, lr {job.honed['learning_rate']:g})")
             job = follow_job(client, job.id, console)
             if job.status != "succeeded":

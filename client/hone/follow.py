@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hone.client import Client
@@ -52,7 +53,7 @@ def follow_job(client: Client, job_id: str, console: Console) -> FineTuningJob:
                                 rate=f"{data['tokens_per_second']:.0f}", eta=_eta(data.get("eta_s")))
             elif event.kind == "status":
                 progress.update(task, description=data.get("status", event.type))
-            elif event.kind in ("log", "warning", "eval") or event.level != "info":
+            elif event.kind in ("log", "warning", "eval", "sample") or event.level != "info":
                 style = "yellow" if event.level == "warn" else "red" if event.level == "error" else "dim"
-                progress.console.print(f"[{style}]{event.message}[/]")
+                progress.console.print(f"[{style}]{escape(event.message)}[/]")  # model text may hold [brackets]
     return client.fine_tuning.jobs.retrieve(job_id)

@@ -14,6 +14,8 @@ from honed.api.chat import chat_completions
 from honed.api.completions import completions
 from honed.api.datasets import ROUTES as DATASET_ROUTES
 from honed.api.evals import EvalsController
+from honed.api.events import all_events
+from honed.api.metrics import metrics, timed
 from honed.api.files import FilesController
 from honed.api.fine_tuning import FineTuningController
 from honed.api.health import healthz
@@ -68,8 +70,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     app = Litestar(
         route_handlers=[FilesController, FineTuningController, EvalsController, *DATASET_ROUTES, chat_completions,
-                        completions, list_models, retrieve_model, job_report, healthz],
+                        completions, list_models, retrieve_model, job_report, healthz, metrics, all_events],
         before_request=check_api_key,
+        middleware=[timed],
         exception_handlers={
             HonedError: _honed_error,
             HTTPException: _http_error,

@@ -23,6 +23,8 @@ class Settings(msgspec.Struct, frozen=True):
     adapter_memory_bytes: int = 1024 * 1024 * 1024
     """HONED_ADAPTER_MEMORY_MB: loaded LoRA adapters may take this much memory; the coldest go first."""
     worker_nice: int = 10
+    metrics_retention_s: float = 3600.0
+    """HONED_METRICS_RETENTION_S: a finished job's per-job series stay on /metrics this long."""
 
     @property
     def db_path(self) -> Path:
@@ -82,6 +84,8 @@ def load_settings(**overrides: object) -> Settings:
         values["max_upload_bytes"] = int(os.environ["HONED_MAX_UPLOAD_BYTES"])
     if os.environ.get("HONED_ADAPTER_MEMORY_MB"):
         values["adapter_memory_bytes"] = int(float(os.environ["HONED_ADAPTER_MEMORY_MB"]) * 1024 * 1024)
+    if os.environ.get("HONED_METRICS_RETENTION_S"):
+        values["metrics_retention_s"] = float(os.environ["HONED_METRICS_RETENTION_S"])
     values.update({key: value for key, value in overrides.items() if value is not None})
     values["home"] = Path(values["home"]).expanduser().resolve()  # type: ignore[arg-type]
     return Settings(**values)  # type: ignore[arg-type]

@@ -9,7 +9,8 @@ from litestar import Controller, Request, get, post
 
 from hone.types import EvalCreate, EvalResultList, EvalRun, JobError
 from honed.api.common import decode_body, new_id, services
-from honed.api.fine_tuning import eval_results, events_response
+from honed.api.events import events_response
+from honed.api.fine_tuning import eval_results
 from honed.errors import InvalidRequest, NotFound
 from honed.evaluation.suite import validate_suite, with_dataset_cases
 from honed.jobs.store import JobRow

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.response import ServerSentEventMessage
 
 from hone.types import (
     TERMINAL_STATUSES,
@@ -21,18 +18,15 @@ from hone.types import (
     JobCheckpoint,
     JobCheckpointList,
     JobError,
-    JobEvent,
-    JobEventList,
     ResolvedHyperparameters,
     ResolvedMethod,
 )
-from honed.api.common import EventStream, decode_body, limit_param, new_id, services
+from honed.api.common import decode_body, limit_param, new_id, services
+from honed.api.events import events_response
 from honed.errors import Conflict, InvalidRequest, NotFound
 from honed.jobs.spec import resolve_spec, validate_request, with_suite_datasets
-from honed.jobs.store import EventRow, JobRow, Store
+from honed.jobs.store import JobRow, Store
 
-EVENT_POLL_SECONDS = 0.05
-KEEPALIVE_SECONDS = 15.0
 
 
 def job_object(row: JobRow) -> FineTuningJob:
@@ -51,19 +45,10 @@ def job_object(row: JobRow) -> FineTuningJob:
     )
 
 
-def event_object(row: EventRow) -> JobEvent:
-    return JobEvent(id=f"ftevent-{row.seq}", created_at=int(row.created_at), level=row.level,
-                    message=row.message, type="metrics" if row.type == "metrics" else "message", data=row.data,
-                    seq=row.seq, kind=row.type)
 
 
-def _event_seq(value: str | None, param: str) -> int | None:
-    if value is None or value == "":
-        return None
-    text = value.removeprefix("ftevent-")
-    if not text.isdigit():
-        raise InvalidRequest(f"{param} must be an event id like 'ftevent-12', got {value!r}", param=param)
-    return int(text)
+
+
 
 
 def _check_file(svc: Any, file_id: str | None, param: str) -> None:
@@ -173,42 +158,3 @@ def eval_results(store: Store, job_id: str) -> EvalResultList:
         EvalResult(job_id=r.job_id, phase=r.phase, suite=r.suite, metric=r.metric, value=r.value, low=r.low,
                    high=r.high, model=r.model, step=r.step, event_id=f"ftevent-{r.seq}")
         for r in store.eval_results(job_id)])
-
-
-def events_response(request: Request, job_id: str, after: str | None, limit: str | None, stream: bool) -> Any:
-    """A job's events: OpenAI's newest-first page, or (stream=true / Accept: text/event-stream) a live SSE
-    stream from Last-Event-ID (or `after`) on."""
-    store = services(request).store
-    store.get_job(job_id)
-    if stream or "text/event-stream" in request.headers.get("accept", ""):
-        start = _event_seq(request.headers.get("last-event-id"), "Last-Event-ID")
-        if start is None:
-            start = _event_seq(after, "after") or 0
-        return EventStream(_follow(request, job_id, start))
-    count = limit_param(limit, default=20, maximum=1000)
-    rows = store.events_newest_first(job_id, before_seq=_event_seq(after, "after"), limit=count + 1)
-    return JobEventList(data=[event_object(r) for r in rows[:count]], has_more=len(rows) > count)
-
-
-async def _follow(request: Request, job_id: str, after_seq: int) -> AsyncIterator[bytes]:
-    """Events after `after_seq`, as they are written, until the job has ended and everything is sent."""
-    store = services(request).store
-    idle = 0.0
-    while True:
-        rows = await asyncio.to_thread(store.events, job_id, after_seq=after_seq, limit=500)
-        for row in rows:
-            after_seq = row.seq
-            yield ServerSentEventMessage(data=msgspec.json.encode(event_object(row)).decode(), event=row.type,
-                                         id=str(row.seq)).encode()
-        if rows:
-            idle = 0.0
-            continue
-        if store.get_job(job_id).status in TERMINAL_STATUSES and not store.events(job_id, after_seq=after_seq,
-                                                                                  limit=1):
-            yield ServerSentEventMessage(data='{"done": true}', event="done", id=str(after_seq)).encode()
-            return
-        await asyncio.sleep(EVENT_POLL_SECONDS)
-        idle += EVENT_POLL_SECONDS
-        if idle >= KEEPALIVE_SECONDS:
-            idle = 0.0
-            yield ServerSentEventMessage(data=None, comment="keep-alive").encode()

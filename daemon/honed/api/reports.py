@@ -8,7 +8,8 @@ import msgspec
 from litestar import Request, Response, get
 
 from honed.api.common import services
-from honed.api.fine_tuning import event_object, job_object
+from honed.api.events import event_object
+from honed.api.fine_tuning import job_object
 from honed.errors import NotFound
 
 FORMATS = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}

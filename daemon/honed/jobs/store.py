@@ -341,6 +341,33 @@ class Store:
             self._append_event(db, job_id, "status", level, text, {"status": to, "previous": current})
         return self.get_job(job_id)
 
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        """(kind, status) -> how many jobs; kind is the id's prefix ("ftjob", "eval")."""
+        rows = self._conn().execute(
+            "SELECT substr(id, 1, instr(id, '-') - 1) AS kind, status, count(*) AS n FROM jobs GROUP BY kind, status"
+        ).fetchall()
+        return {(r["kind"], r["status"]): r["n"] for r in rows}
+
+    def active_or_recent_jobs(self, finished_since: float) -> list[JobRow]:
+        """Unfinished jobs, and jobs that finished at or after `finished_since` (a UNIX time)."""
+        rows = self._conn().execute(
+            "SELECT * FROM jobs WHERE finished_at IS NULL OR finished_at >= ? ORDER BY created_at", (finished_since,)
+        ).fetchall()
+        return [self._job(r) for r in rows]
+
+    def finished_durations(self) -> list[tuple[str, float]]:
+        """(status, seconds from start to finish) of every finished job that started."""
+        rows = self._conn().execute(
+            "SELECT status, finished_at - started_at AS seconds FROM jobs"
+            " WHERE finished_at IS NOT NULL AND started_at IS NOT NULL").fetchall()
+        return [(r["status"], float(r["seconds"])) for r in rows]
+
+    def latest_event(self, job_id: str, type_: str) -> EventRow | None:
+        row = self._conn().execute(
+            "SELECT * FROM events WHERE job_id = ? AND type = ? ORDER BY seq DESC LIMIT 1", (job_id, type_)
+        ).fetchone()
+        return None if row is None else EventRow(**{**dict(row), "data": _loads(row["data"])})
+
     def update_job(self, job_id: str, **fields: Any) -> None:
         """Set progress columns (trained_tokens, estimated_finish); never status."""
         if "status" in fields:

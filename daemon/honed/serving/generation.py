@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ import msgspec
 
 from honed.engines import get_engine
 from honed.engines.base import GenerationParams
+from honed.observability.instruments import GENERATED_TOKENS, TIME_TO_FIRST_TOKEN
 from honed.serving.completion import Completion, TextPiece, decode_stream, stop_token_ids
 from honed.serving.registry import ModelRegistry
 
@@ -32,6 +34,7 @@ def generate_pieces(registry: ModelRegistry, model_name: str, make_prompt: Calla
                     params: GenerationParams, stops: list[str], stop_flag: threading.Event) -> Iterator[Step]:
     """Generate for `model_name`, holding it exclusively; ends with a Step whose piece is None."""
     with registry.use(model_name) as (model, tokenizer, _served):
+        started = time.perf_counter()
         ids = make_prompt(tokenizer)
         state = Completion()
         stop_ids = stop_token_ids(tokenizer, model)
@@ -43,8 +46,15 @@ def generate_pieces(registry: ModelRegistry, model_name: str, make_prompt: Calla
                     return
                 yield token
 
-        for piece in decode_stream(until_stopped(), tokenizer, stop_ids, stops, state):
-            yield Step(piece, state, len(ids), tokenizer)
+        first = True
+        try:
+            for piece in decode_stream(until_stopped(), tokenizer, stop_ids, stops, state):
+                if first:
+                    TIME_TO_FIRST_TOKEN.labels(model=model_name).observe(time.perf_counter() - started)
+                    first = False
+                yield Step(piece, state, len(ids), tokenizer)
+        finally:
+            GENERATED_TOKENS.labels(model=model_name).inc(state.completion_tokens)
         yield Step(None, state, len(ids), tokenizer)
 
 
