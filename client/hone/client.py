@@ -37,6 +37,8 @@ from hone.types import (
     JobEvent,
     JobEventList,
     ModelList,
+    Preference,
+    PreferenceList,
 )
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8421"
@@ -270,6 +272,25 @@ class Evals:
         return self._execute(Call("GET", f"/v1/evals/{eval_id}/results", EvalResultList))
 
 
+class Preferences:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def create(self, *, prompt: str, model_a: str, model_b: str, answer_a: str, answer_b: str, winner: str,
+               system: str | None = None) -> Any:
+        """Store a vote between two answers ("a", "b" or "tie")."""
+        return self._execute(Call("POST", "/v1/preferences", Preference, json=_omit_none({
+            "prompt": prompt, "model_a": model_a, "model_b": model_b, "answer_a": answer_a, "answer_b": answer_b,
+            "winner": winner, "system": system})))
+
+    def list(self) -> Any:
+        return self._execute(Call("GET", "/v1/preferences", PreferenceList))
+
+    def export_dpo(self) -> Any:
+        """The votes as JSONL bytes of {prompt, chosen, rejected} (ties left out)."""
+        return self._execute(Call("GET", "/v1/preferences", bytes, params={"format": "dpo"}))
+
+
 class Models:
     def __init__(self, execute: Callable[[Call], Any]) -> None:
         self._execute = execute
@@ -301,6 +322,7 @@ def _attach_resources(client: Any) -> None:
     client.models = Models(client._execute)
     client.evals = Evals(client._execute)
     client.datasets = Datasets(client._execute)
+    client.preferences = Preferences(client._execute)
 
 
 def _chunk(data: str) -> ChatCompletionChunk | None:

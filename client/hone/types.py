@@ -600,3 +600,36 @@ class DatasetPreview(msgspec.Struct):
     offset: int
     has_more: bool
     object: str = "list"
+
+
+# ---------------------------------------------------------------------------------------- preferences
+
+
+class PreferenceCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A person's vote between two answers to one prompt (the studio's A/B chat): preference data."""
+
+    prompt: str
+    model_a: str
+    model_b: str
+    answer_a: str
+    answer_b: str
+    winner: Literal["a", "b", "tie"]
+    system: str | None = None
+
+
+class Preference(msgspec.Struct):
+    id: str
+    created_at: int
+    prompt: str
+    model_a: str
+    model_b: str
+    answer_a: str
+    answer_b: str
+    winner: str
+    system: str | None = None
+    object: str = "preference"
+
+
+class PreferenceList(msgspec.Struct):
+    data: list[Preference]
+    object: str = "list"

@@ -14,6 +14,7 @@ from honed.api.chat import chat_completions
 from honed.api.completions import completions
 from honed.api.datasets import ROUTES as DATASET_ROUTES
 from honed.api.evals import EvalsController
+from honed.api.preferences import ROUTES as PREFERENCE_ROUTES
 from honed.api.events import all_events
 from honed.api.metrics import metrics, timed
 from honed.api.files import FilesController
@@ -69,8 +70,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             log.info("requeued %d unfinished job(s): %s", len(requeued), ", ".join(requeued))
 
     app = Litestar(
-        route_handlers=[FilesController, FineTuningController, EvalsController, *DATASET_ROUTES, chat_completions,
-                        completions, list_models, retrieve_model, job_report, healthz, metrics, all_events],
+        route_handlers=[FilesController, FineTuningController, EvalsController, *DATASET_ROUTES, *PREFERENCE_ROUTES,
+                        chat_completions, completions, list_models, retrieve_model, job_report, healthz, metrics,
+                        all_events],
         before_request=check_api_key,
         middleware=[timed],
         exception_handlers={

@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS eval_results (
     PRIMARY KEY (seq, metric)
 );
 CREATE INDEX IF NOT EXISTS eval_results_by_job ON eval_results (job_id, seq);
+CREATE TABLE IF NOT EXISTS preferences (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
 """
 
 
@@ -462,6 +467,16 @@ class Store:
             rows = self._conn().execute(
                 "SELECT * FROM eval_results WHERE job_id = ? ORDER BY seq, metric", (job_id,)).fetchall()
         return [EvalResultRow(**dict(r)) for r in rows]
+
+    def add_preference(self, preference_id: str, created_at: int, record: dict[str, Any]) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO preferences (id, created_at, record) VALUES (?, ?, ?)",
+                       (preference_id, created_at, _dumps(record)))
+
+    def preferences(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """(id, created_at, record) of every stored preference, oldest first."""
+        rows = self._conn().execute("SELECT * FROM preferences ORDER BY created_at, id").fetchall()
+        return [(r["id"], r["created_at"], _loads(r["record"])) for r in rows]
 
     def checkpoints(self, job_id: str) -> list[CheckpointRow]:
         rows = self._conn().execute(

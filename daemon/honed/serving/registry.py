@@ -8,6 +8,7 @@ base are serialised by a lock, because the active adapter is state of the shared
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -19,8 +20,11 @@ import msgspec
 
 from honed.config import Settings
 from honed.errors import NotFound
-from honed.jobs.store import JobRow, Store
+from honed.jobs.store import CheckpointRow, JobRow, Store
 from honed.models.catalog import ModelCatalog
+
+
+CHECKPOINT_NAME = re.compile(r":ckpt-step-(\d+)$")
 
 
 class ServedModel(msgspec.Struct, frozen=True):
@@ -62,6 +66,8 @@ class ModelRegistry:
 
     def lookup(self, name: str) -> ServedModel:
         """Map a request's model name to what must be loaded; NotFound says which names exist."""
+        if CHECKPOINT_NAME.search(name):
+            return self._checkpoint(name)
         if name.startswith("ft:"):
             job = self._finished_job(name)
             output = self.settings.home / job.result["output_path"]
@@ -79,10 +85,39 @@ class ModelRegistry:
 
     def lookup_reference(self, name: str) -> None:
         """Check that `name` is servable without loading or preparing anything; NotFound otherwise."""
-        if name.startswith("ft:"):
+        if CHECKPOINT_NAME.search(name):
+            self._checkpoint_row(name)
+        elif name.startswith("ft:"):
             self._finished_job(name)
         else:
             self.catalog.resolve(name)
+
+    def _checkpoint_row(self, name: str) -> tuple[JobRow, CheckpointRow]:
+        """The job and checkpoint behind "<fine-tuned model or ft:JOB>:ckpt-step-N" (OpenAI's checkpoint
+        names), for a finished job or one still training; NotFound otherwise."""
+        found = CHECKPOINT_NAME.search(name)
+        owner, step = name[:found.start()], int(found.group(1))
+        job = (self.store.job_for_model(owner) if owner.count(":") > 1
+               else self._job_or_none(owner.removeprefix("ft:")))
+        row = next((c for c in self.store.checkpoints(job.id) if c.step == step), None) if job else None
+        if row is None or not (self.settings.home / row.path).is_dir():
+            raise NotFound(f"The checkpoint '{name}' does not exist; GET /v1/fine_tuning/jobs/JOB/checkpoints "
+                           "lists a job's checkpoints", param="model", code="model_not_found")
+        return job, row
+
+    def _job_or_none(self, job_id: str) -> JobRow | None:
+        try:
+            return self.store.get_job(job_id)
+        except NotFound:
+            return None
+
+    def _checkpoint(self, name: str) -> ServedModel:
+        job, row = self._checkpoint_row(name)
+        directory = self.settings.home / row.path
+        if job.spec["options"]["adapter"] == "full":
+            return ServedModel(name, f"full:{job.id}:{row.step}", directory)
+        base = self.catalog.local_dir(job.spec["model"])
+        return ServedModel(name, f"base:{base}", base, f"{job.id}-step-{row.step}", directory)
 
     def _finished_job(self, name: str) -> JobRow:
         """The succeeded job behind a fine-tuned model's name; NotFound for anything else."""
