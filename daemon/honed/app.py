@@ -14,13 +14,13 @@ from honed.api.chat import chat_completions
 from honed.api.completions import completions
 from honed.api.datasets import ROUTES as DATASET_ROUTES
 from honed.api.evals import EvalsController
-from honed.api.preferences import ROUTES as PREFERENCE_ROUTES
 from honed.api.events import all_events
-from honed.api.metrics import metrics, timed
 from honed.api.files import FilesController
 from honed.api.fine_tuning import FineTuningController
 from honed.api.health import healthz
+from honed.api.metrics import metrics, timed
 from honed.api.models import list_models, retrieve_model
+from honed.api.preferences import ROUTES as PREFERENCE_ROUTES
 from honed.api.reports import job_report
 from honed.config import Settings
 from honed.errors import HonedError, Unauthorized
