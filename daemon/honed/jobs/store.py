@@ -367,6 +367,11 @@ class Store:
             " WHERE finished_at IS NOT NULL AND started_at IS NOT NULL").fetchall()
         return [(r["status"], float(r["seconds"])) for r in rows]
 
+    def events_of_type(self, job_id: str, type_: str) -> list[EventRow]:
+        rows = self._conn().execute(
+            "SELECT * FROM events WHERE job_id = ? AND type = ? ORDER BY seq", (job_id, type_)).fetchall()
+        return [EventRow(**{**dict(r), "data": _loads(r["data"])}) for r in rows]
+
     def latest_event(self, job_id: str, type_: str) -> EventRow | None:
         row = self._conn().execute(
             "SELECT * FROM events WHERE job_id = ? AND type = ? ORDER BY seq DESC LIMIT 1", (job_id, type_)

@@ -92,7 +92,8 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             valid_set, _, _ = _load_split(store, settings, spec.validation_file, tokenizer, options.max_seq_len)
         if truncated:
             event("warning", f"{truncated} training examples are longer than max_seq_len={options.max_seq_len} "
-                  "tokens and were cut; raise honed.max_seq_len to keep them whole", {"truncated": truncated},
+                  "tokens and were cut; raise honed.max_seq_len to keep them whole",
+                  {"kind": "truncated", "truncated": truncated},
                   level="warn")
         if not train_set:
             raise HonedError("no training example has an assistant token left after truncation; "

@@ -83,6 +83,8 @@ class StoreCollector(Collector):
                                    labels=["job", "suite", "metric", "phase"])
         regressions = GaugeMetricFamily("honed_eval_regression", "1 when a guard suite metric regressed",
                                         labels=["job", "suite", "metric"])
+        warnings = CounterMetricFamily("honed_train_warnings", "Warnings a job raised, by kind (regression, "
+                                       "loss_spike, nan_loss, ...)", labels=["job", "kind"])
         for job in jobs:
             latest: dict[tuple[str, str, str], float] = {}
             for row in self.store.eval_results(job.id):
@@ -90,14 +92,18 @@ class StoreCollector(Collector):
                     latest[(row.suite, row.metric, row.phase)] = row.value
             for (suite, metric, phase), value in latest.items():
                 scores.add_metric([job.id, suite, metric, phase], value)
-            warning = self.store.latest_event(job.id, "warning")
-            if warning is not None:
-                for row in self.store.events(job.id, limit=100_000):
-                    data = row.data or {}
-                    if row.type == "warning" and data.get("kind") == "regression":
-                        regressions.add_metric([job.id, data["suite"], data["metric"]], 1.0)
+            kinds: dict[str, int] = {}
+            for row in self.store.events_of_type(job.id, "warning"):
+                data = row.data or {}
+                kind = str(data.get("kind") or "other")
+                kinds[kind] = kinds.get(kind, 0) + 1
+                if kind == "regression":
+                    regressions.add_metric([job.id, data["suite"], data["metric"]], 1.0)
+            for kind, count in kinds.items():
+                warnings.add_metric([job.id, kind], float(count))
         yield scores
         yield regressions
+        yield warnings
 
     def _durations(self) -> Metric:
         durations = [seconds for _, seconds in self.store.finished_durations()]
