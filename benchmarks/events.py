@@ -62,7 +62,7 @@ def main() -> None:
             with Client(daemon.base_url) as client:
                 uploaded = client.files.create(("".join(json.dumps(r) + "\n" for r in rows)).encode())
                 job = client.fine_tuning.jobs.create(
-                    model=str(model_dir), training_file=uploaded.id, hyperparameters={"n_epochs": 1000, "batch_size": 4},
+                    model=str(model_dir), training_file=uploaded.id, hyperparameters={"n_epochs": 100, "batch_size": 4},
                     honed={"max_steps": args.steps, "checkpoint_interval": 50})
                 latencies = follow(daemon.base_url, job.id)
         finally:
