@@ -22,6 +22,7 @@ from honed.api.metrics import metrics, timed
 from honed.api.models import list_models, retrieve_model
 from honed.api.preferences import ROUTES as PREFERENCE_ROUTES
 from honed.api.reports import job_report
+from honed.api.studio import studio_files, studio_page
 from honed.config import Settings
 from honed.errors import HonedError, Unauthorized
 from honed.services import Services
@@ -72,7 +73,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
     app = Litestar(
         route_handlers=[FilesController, FineTuningController, EvalsController, *DATASET_ROUTES, *PREFERENCE_ROUTES,
                         chat_completions, completions, list_models, retrieve_model, job_report, healthz, metrics,
-                        all_events],
+                        all_events, studio_page, studio_files],
         before_request=check_api_key,
         middleware=[timed],
         exception_handlers={
