@@ -246,7 +246,7 @@ class Store:
         query, args = "SELECT * FROM files", ()
         if purpose:
             query, args = query + " WHERE purpose = ?", (purpose,)
-        rows = self._conn().execute(query + " ORDER BY created_at DESC, id DESC", args).fetchall()
+        rows = self._conn().execute(query + " ORDER BY rowid DESC", args).fetchall()
         return [_file(r) for r in rows]
 
     def delete_file(self, file_id: str) -> tuple[FileRow, bool]:
@@ -297,15 +297,15 @@ class Store:
             clauses.append("id LIKE ?")
             args.append(prefix.replace("%", "") + "%")
         if after is not None:
-            anchor = self.get_job(after)
-            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            args += [anchor.created_at, anchor.created_at, anchor.id]
+            self.get_job(after)  # a clear 404 for an unknown cursor
+            clauses.append("rowid < (SELECT rowid FROM jobs WHERE id = ?)")
+            args.append(after)
         if statuses:
             clauses.append(f"status IN ({','.join('?' * len(statuses))})")
             args += sorted(statuses)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._conn().execute(
-            f"SELECT * FROM jobs{where} ORDER BY created_at DESC, id DESC LIMIT ?", (*args, limit)
+            f"SELECT * FROM jobs{where} ORDER BY rowid DESC LIMIT ?", (*args, limit)
         ).fetchall()
         return [self._job(r) for r in rows]
 
@@ -480,7 +480,7 @@ class Store:
 
     def preferences(self) -> list[tuple[str, int, dict[str, Any]]]:
         """(id, created_at, record) of every stored preference, oldest first."""
-        rows = self._conn().execute("SELECT * FROM preferences ORDER BY created_at, id").fetchall()
+        rows = self._conn().execute("SELECT * FROM preferences ORDER BY rowid").fetchall()
         return [(r["id"], r["created_at"], _loads(r["record"])) for r in rows]
 
     def checkpoints(self, job_id: str) -> list[CheckpointRow]:
