@@ -156,8 +156,9 @@ class JudgeSpec(msgspec.Struct, forbid_unknown_fields=True):
 class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """honed's own job options (sent as `extra_body={"honed": {...}}` from the openai SDK)."""
 
-    adapter: Literal["lora", "full"] = "lora"
-    """What is trained: a LoRA adapter on frozen base weights, or every weight."""
+    adapter: Literal["lora", "qlora", "full"] = "lora"
+    """What is trained: a LoRA adapter on frozen base weights, a LoRA adapter on a 4-bit quantised base
+    (QLoRA: a quarter of the base's memory), or every weight."""
     lora_rank: int = 16
     lora_alpha: float | None = None
     """Scaling numerator; None means 2 x rank."""
@@ -177,7 +178,8 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     more tokens (fewer, fuller steps per epoch); each example still attends only to itself."""
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
-    engine: Literal["auto", "torch"] = "auto"
+    engine: Literal["auto", "torch", "mlx"] = "auto"
+    """auto: MLX on Apple Silicon with Metal, PyTorch elsewhere."""
     eval: EvalSuite | None = None
     """Run this suite on the base model before training and on the tuned model after (greedy decoding)."""
     eval_interval: int | None = None

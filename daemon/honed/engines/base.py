@@ -23,7 +23,7 @@ class TrainConfig(msgspec.Struct, frozen=True):
     """A local HF directory holding the base model."""
     output_dir: Path
     """The job's directory: checkpoints/ and the final adapter/ (or model/) go here."""
-    adapter: Literal["lora", "full"] = "lora"
+    adapter: Literal["lora", "qlora", "full"] = "lora"
     lora_rank: int = 16
     lora_alpha: float = 32.0
     lora_dropout: float = 0.05

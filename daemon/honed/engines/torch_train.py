@@ -22,10 +22,13 @@ import torch.nn.functional as F
 
 from honed.data.tokenize import IGNORE, TokenizedExample, pack_examples
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
+from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
 STATE_FILE = "trainer_state.pt"
 PAD_MULTIPLE = 8
+QLORA_NEEDS_MLX = ("QLoRA (LoRA on a 4-bit base) runs on the MLX engine: set honed.engine to 'mlx' (Apple Silicon, "
+                   "or mlx[cpu] elsewhere), or use honed.adapter 'lora'")
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -144,6 +147,8 @@ def evaluate(model: Any, examples: list[TokenizedExample], batch_size: int, pad_
 def load_for_training(config: TrainConfig, device: torch.device) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if config.adapter == "qlora":
+        raise HonedError(QLORA_NEEDS_MLX)
     tokenizer = AutoTokenizer.from_pretrained(config.model_dir)
     dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(config.model_dir, dtype=dtype, use_safetensors=True)
@@ -222,7 +227,7 @@ def _save_weights(model: Any, tokenizer: Any, directory: Path) -> None:
 def _restore_weights(model: Any, directory: Path, adapter: str) -> None:
     from safetensors.torch import load_file
 
-    if adapter == "lora":
+    if adapter != "full":
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(model, load_file(directory / "adapter_model.safetensors"))
@@ -391,7 +396,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         return TrainResult(step, total_steps, trained_tokens, last_loss, checkpoints_dir, stopped)
 
     save_checkpoint(step, {"step": step, "train_loss": last_loss, **_losses(validate(step))})
-    final_dir = config.output_dir / ("adapter" if config.adapter == "lora" else "model")
+    final_dir = config.output_dir / ("model" if config.adapter == "full" else "adapter")
     shutil.rmtree(final_dir, ignore_errors=True)
     shutil.copytree(checkpoints_dir / f"step-{step}", final_dir, ignore=shutil.ignore_patterns(STATE_FILE))
     return TrainResult(step, total_steps, trained_tokens, last_loss, final_dir)

@@ -14,7 +14,7 @@ import msgspec
 from hone.types import FineTuneCreate, HonedOptions, Hyperparameters
 from honed.errors import InvalidRequest
 
-BASE_LEARNING_RATE = {"lora": 2e-4, "full": 2e-5}
+BASE_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
 SUFFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 

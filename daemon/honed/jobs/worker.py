@@ -115,7 +115,7 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
                               TrainCallbacks(event, checkpoint, should_stop, evaluation.probe(sample_prompt)))
         eval_summary = None
         if result.stopped is None:
-            eval_summary = evaluation.final(result.output_path, adapter=config.adapter == "lora")
+            eval_summary = evaluation.final(result.output_path, adapter=config.adapter != "full")
     except JobStopped:
         return
     except Exception as exc:  # the job must end failed with a reason, whatever broke
