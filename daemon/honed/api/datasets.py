@@ -28,8 +28,7 @@ from honed.api.common import decode_body, limit_param, services
 from honed.api.files import file_object, format_options, spool, spool_bytes, store_file
 from honed.data.analysis import analyze
 from honed.data.example import Example, Problem, structure_problems
-from honed.data.files import file_records, token_counter
-from honed.data.formats import read_records
+from honed.data.files import file_records, path_records
 from honed.errors import InvalidRequest, NotFound
 from honed.models.catalog import DEFAULT_BASE_MODEL
 
@@ -59,14 +58,7 @@ def _stored_records(svc: Any, file_id: str, options: DataFormat | None, tokenize
     except NotFound:
         raise NotFound(f"{param} '{file_id}' does not exist; upload it with POST /v1/files first",
                        param=param) from None
-    if options is None:
-        return file_records(svc.settings.home, row, tokenizer)
-    return _records(svc.settings.home / row.path, row.filename, options, tokenizer)
-
-
-def _records(path: Path, filename: str, options: DataFormat, tokenizer: Any):
-    with open(path, "rb") as handle:
-        yield from read_records(handle, filename, options, token_counter(tokenizer))
+    return file_records(svc.settings.home, row, tokenizer, options)
 
 
 def _analyze_stored(svc: Any, body: DatasetAnalyzeRequest) -> DatasetReport:
@@ -100,8 +92,8 @@ async def _analyze_upload(svc: Any, form: Any) -> DatasetReport:
 
         def run() -> DatasetReport:
             tokenizer = tokenizer_for(svc, model)
-            train = _records(spooled[0][0], spooled[0][1], options, tokenizer)
-            valid = _records(spooled[1][0], spooled[1][1], DataFormat(), tokenizer) if len(spooled) > 1 else None
+            train = path_records(spooled[0][0], spooled[0][1], options, tokenizer)
+            valid = path_records(spooled[1][0], spooled[1][1], DataFormat(), tokenizer) if len(spooled) > 1 else None
             return analyze(train, tokenizer=tokenizer, max_seq_len=max_seq_len, validation=valid)
 
         return await anyio.to_thread.run_sync(run)

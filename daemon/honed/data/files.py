@@ -42,11 +42,18 @@ def token_counter(tokenizer: Any) -> Callable[[str], int]:
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def file_records(home: Path, row: FileRow, tokenizer: Any = None) -> Iterator[Example | Problem]:
-    """Every record of a stored file, leniently: Examples, and Problems for what cannot be read."""
+def path_records(path: Path, filename: str, options: DataFormat, tokenizer: Any = None) -> Iterator[Example | Problem]:
+    """Every record of a data file read as `options` say, leniently: Examples, and Problems for what cannot
+    be read. `filename` is the name the user gave it (its extension helps detect the format)."""
     counter = token_counter(tokenizer) if tokenizer is not None else None
-    with open(home / row.path, "rb") as handle:
-        yield from read_records(handle, row.filename, stored_format(row), counter)
+    with open(path, "rb") as handle:
+        yield from read_records(handle, filename, options, counter)
+
+
+def file_records(home: Path, row: FileRow, tokenizer: Any = None,
+                 options: DataFormat | None = None) -> Iterator[Example | Problem]:
+    """Every record of a stored file, as stored (or as `options` override)."""
+    return path_records(home / row.path, row.filename, options or stored_format(row), tokenizer)
 
 
 def training_examples(home: Path, row: FileRow, tokenizer: Any = None,

@@ -161,9 +161,9 @@ class JobEvaluation:
         return run
 
     def _stored_run(self, suite: str, guard: bool) -> SuiteRun | None:
-        for row in self.store.events(self.job_id, limit=100_000):
+        for row in self.store.events_of_type(self.job_id, "eval"):
             data = row.data or {}
-            if (row.type == "eval" and data.get("phase") == "baseline" and data.get("suite") == suite
+            if (data.get("phase") == "baseline" and data.get("suite") == suite
                     and bool(data.get("guard")) == guard and "run" in data):
                 return msgspec.convert(data["run"], SuiteRun)
         return None

@@ -38,8 +38,9 @@ class StoreCollector(Collector):
         yield from self._job_counts()
         jobs = [j for j in self.store.active_or_recent_jobs(time.time() - self.retention_s)
                 if j.id.startswith("ftjob-")]
-        yield from self._training(jobs)
-        yield from self._evaluations(jobs)
+        results = {job.id: self.store.eval_results(job.id) for job in jobs}  # read once per scrape
+        yield from self._training(jobs, results)
+        yield from self._evaluations(jobs, results)
         yield self._durations()
 
     def _job_counts(self) -> Iterator[Metric]:
@@ -58,7 +59,7 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily("honed_queue_depth", "Jobs waiting for the worker",
                                 value=sum(n for (_, state), n in counts.items() if state == "queued"))
 
-    def _training(self, jobs) -> Iterator[Metric]:
+    def _training(self, jobs, results) -> Iterator[Metric]:
         families = {field: GaugeMetricFamily(name, text, labels=["job"]) for field, (name, text) in TRAIN_GAUGES.items()}
         tokens = CounterMetricFamily("honed_train_trained_tokens", "Tokens trained on so far", labels=["job"])
         valid = GaugeMetricFamily("honed_valid_loss", "Validation loss at the last validation point", labels=["job"])
@@ -70,7 +71,7 @@ class StoreCollector(Collector):
                     if isinstance(value, (int, float)):
                         family.add_metric([job.id], float(value))
                 tokens.add_metric([job.id], float(latest.data.get("trained_tokens") or 0))
-            for row in reversed(self.store.eval_results(job.id)):
+            for row in reversed(results[job.id]):
                 if row.phase == "validation" and row.metric == "valid_loss" and row.value is not None:
                     valid.add_metric([job.id], row.value)
                     break
@@ -78,7 +79,7 @@ class StoreCollector(Collector):
         yield tokens
         yield valid
 
-    def _evaluations(self, jobs) -> Iterator[Metric]:
+    def _evaluations(self, jobs, results) -> Iterator[Metric]:
         scores = GaugeMetricFamily("honed_eval_score", "Eval metric of a job's suite (latest per phase)",
                                    labels=["job", "suite", "metric", "phase"])
         regressions = GaugeMetricFamily("honed_eval_regression", "1 when a guard suite metric regressed",
@@ -87,7 +88,7 @@ class StoreCollector(Collector):
                                        "loss_spike, nan_loss, ...)", labels=["job", "kind"])
         for job in jobs:
             latest: dict[tuple[str, str, str], float] = {}
-            for row in self.store.eval_results(job.id):
+            for row in results[job.id]:
                 if row.value is not None:
                     latest[(row.suite, row.metric, row.phase)] = row.value
             for (suite, metric, phase), value in latest.items():
