@@ -39,6 +39,11 @@ class TrainConfig(msgspec.Struct, frozen=True):
     packing: bool = False
     """Pack short training examples into rows of up to max_seq_len tokens (each still sees only itself)."""
     max_seq_len: int = 512
+    gradient_accumulation: int = 1
+    """Each batch runs as this many micro-batches before one optimizer step (same update, less memory)."""
+    gradient_checkpointing: bool = False
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """bf16: bf16 weights on a GPU, bf16 autocast over fp32 weights on a CPU."""
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0

@@ -150,9 +150,13 @@ def load_for_training(config: TrainConfig, device: torch.device) -> tuple[Any, A
     if config.adapter == "qlora":
         raise HonedError(QLORA_NEEDS_MLX)
     tokenizer = AutoTokenizer.from_pretrained(config.model_dir)
-    dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    # a GPU trains bf16 weights directly; a CPU keeps fp32 weights and autocasts (see autocast below)
+    dtype = torch.bfloat16 if device.type != "cpu" and config.precision == "bf16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(config.model_dir, dtype=dtype, use_safetensors=True)
     model.config.use_cache = False
+    if config.gradient_checkpointing:
+        # non-reentrant: works with frozen inputs (LoRA), so no input-grad hook is needed
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if config.adapter == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -187,6 +191,22 @@ class LossWatch:
             return None
         return (f"Loss spiked to {loss:.4f} at step {step}, over {self.factor:g}x its lowest so far "
                 f"({self.minimum:.4f}); if it keeps rising, lower the learning rate")
+
+
+def autocast(config: TrainConfig, device: torch.device):
+    """bf16 compute over fp32 weights where the weights themselves are not bf16 (the CPU)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=config.precision == "bf16" and device.type == "cpu")
+
+
+def labelled_count(example: TokenizedExample) -> int:
+    """Positions the loss is computed on (labels are shifted by one: the first token is never predicted)."""
+    return sum(1 for label in example.labels[1:] if label != IGNORE)
+
+
+def micro_batches(indices: list[int], accumulation: int) -> list[list[int]]:
+    size = math.ceil(len(indices) / accumulation)
+    return [indices[i:i + size] for i in range(0, len(indices), size)]
 
 
 def memory_usage(device: torch.device) -> dict[str, int]:
@@ -300,6 +320,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
                      "total_steps": total_steps, "examples": len(train_set)})
 
     lengths = [len(e.input_ids) for e in train_set]
+    label_counts = [labelled_count(e) for e in train_set]
     watch = LossWatch(warmup_steps=max(10, warmup_steps))
     started = time.monotonic()
     window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, time.monotonic()
@@ -313,7 +334,8 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         """Validation loss and the probe's task metric on the live model, announced as one eval event."""
         if not valid_set and callbacks.probe is None:
             return {}
-        found: dict[str, Any] = evaluate(model, valid_set, config.batch_size, pad_id, device) if valid_set else {}
+        with autocast(config, device):
+            found: dict[str, Any] = evaluate(model, valid_set, config.batch_size, pad_id, device) if valid_set else {}
         task: dict[str, float] = {}
         if callbacks.probe is not None:
             model.eval()
@@ -344,10 +366,19 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         if reason:
             stopped = reason
             break
-        batch = collate([train_set[i] for i in indices], pad_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        loss, correct, labelled = masked_loss(model, batch)
-        loss.backward()
+        # micro-batches weighted by their share of labelled tokens: the same update as one big batch
+        total_labelled = max(1, sum(label_counts[i] for i in indices))
+        value, correct, labelled, tokens = 0.0, 0, 0, 0
+        for part in micro_batches(indices, config.gradient_accumulation):
+            batch = collate([train_set[i] for i in part], pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast(config, device):
+                loss, part_correct, part_labelled = masked_loss(model, batch)
+            if part_labelled:  # an empty mean is NaN, and NaN x 0 is still NaN
+                (loss * (part_labelled / total_labelled)).backward()
+            value += loss.item() * part_labelled / total_labelled
+            correct, labelled = correct + part_correct, labelled + part_labelled
+            tokens += int(batch["attention_mask"].sum())
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
         optimizer.step()
         scheduler.step()
@@ -355,9 +386,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
 
         step = step_index + 1
         steps_this_run += 1
-        tokens = int(batch["attention_mask"].sum())
         trained_tokens += tokens
-        value = loss.item()
         if not math.isfinite(value):
             callbacks.event("warning", f"Loss became {value} at step {step}", {"kind": "nan_loss", "step": step})
             raise FloatingPointError(f"loss became {value} at step {step}; lower the learning rate")
