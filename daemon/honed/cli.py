@@ -13,6 +13,8 @@ import time
 import click
 
 from honed.config import Settings, load_settings
+from honed.errors import HonedError, IllegalTransition
+from honed.jobs.store import Store
 
 log = logging.getLogger("honed")
 
@@ -33,9 +35,11 @@ def _worker_env(settings: Settings) -> dict[str, str]:
 class WorkerSupervisor:
     """Keeps one worker process alive beside the API; a crashed worker is restarted and its job requeued."""
 
-    def __init__(self, settings: Settings, on_restart) -> None:
+    def __init__(self, settings: Settings, store: Store, on_restart, stop_timeout: float = 60.0) -> None:
         self.settings = settings
+        self.store = store
         self.on_restart = on_restart
+        self.stop_timeout = stop_timeout
         self.process: subprocess.Popen | None = None
         self._stopping = threading.Event()
         log_path = settings.logs_dir / "worker.log"
@@ -46,11 +50,13 @@ class WorkerSupervisor:
         threading.Thread(target=self._watch, name="honed-worker-watch", daemon=True).start()
 
     def _spawn(self) -> None:
-        # niced from its first instruction (not after its imports), so even loading torch stays in the background
+        # niced from its first instruction (not after its imports), so even loading torch stays in the background.
+        # Its own process group: a Ctrl-C or a SIGTERM sent to the whole group must not reach it directly (huey
+        # would stop it mid-step); it takes its stop order from stop() alone.
         nice = self.settings.worker_nice
         self.process = subprocess.Popen([sys.executable, "-m", "honed", "worker"], env=_worker_env(self.settings),
-                                        stdout=self._log, stderr=subprocess.STDOUT,
-                                        preexec_fn=lambda: os.nice(nice))
+                                        stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                        process_group=0, preexec_fn=lambda: os.nice(nice))
         log.info("worker started (pid %d, log %s)", self.process.pid, self._log.name)
 
     def _watch(self) -> None:
@@ -61,14 +67,49 @@ class WorkerSupervisor:
                 self._spawn()
 
     def stop(self) -> None:
+        """Stop the worker without losing a finished step.
+
+        SIGINT is huey's graceful stop: the consumer takes no new job and waits for the running one. That job goes
+        back to queued, so the training loop sees it is no longer running before its next step, saves a checkpoint
+        at the step it finished and returns; the next `honed serve` requeues it and it resumes from there. A worker
+        still alive after `stop_timeout` seconds is killed (its job then resumes from its last periodic checkpoint).
+        """
         self._stopping.set()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # huey: finish gracefully
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        stopped: set[str] = set()
+        deadline = time.monotonic() + self.stop_timeout
+        while True:
+            stopped |= self._requeue_running()  # each round: the consumer may have claimed a job as it stopped
             try:
-                self.process.wait(timeout=10)
+                process.wait(timeout=0.2)
+                break
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                if time.monotonic() >= deadline:
+                    log.warning("worker did not stop within %.0f s; killing it", self.stop_timeout)
+                    process.kill()
+                    process.wait()
+                    break
+        for job_id in sorted(stopped):
+            checkpoints = self.store.checkpoints(job_id)
+            step = checkpoints[0].step if checkpoints else None
+            where = f"checkpoint at step {step}" if step is not None else "no checkpoint yet"
+            self.store.append_event(job_id, "log", f"Daemon shutting down: {where}; the job resumes when honed "
+                                    "starts again", {"reason": "shutdown", "step": step})
+
+    def _requeue_running(self) -> set[str]:
+        """Put running jobs back to queued (the one worker per store runs them all); returns their ids."""
+        requeued = set()
+        for job in self.store.list_jobs(limit=10_000, statuses={"running"}):
+            try:
+                self.store.transition(job.id, "queued", expect={"running"},
+                                      message="Daemon shutting down: the job stops after its current step")
+                requeued.add(job.id)
+            except IllegalTransition:  # it ended or was paused meanwhile
+                pass
+        return requeued
 
 
 @click.group()
@@ -85,7 +126,11 @@ def main() -> None:
 @click.option("--port", type=int, help="Port (HONED_PORT, default 8421).")
 @click.option("--redis", help="Use RedisHuey at this URL instead of the SQLite queue (HONED_REDIS_URL).")
 @click.option("--no-worker", is_flag=True, help="Serve the API only; run `honed worker` elsewhere.")
-def serve(home: str | None, host: str | None, port: int | None, redis: str | None, no_worker: bool) -> None:
+@click.option("--stop-timeout", type=float, default=60.0, show_default=True, envvar="HONED_STOP_TIMEOUT_S",
+              help="Seconds a stopping daemon waits for the worker to finish its step and checkpoint "
+                   "(HONED_STOP_TIMEOUT_S).")
+def serve(home: str | None, host: str | None, port: int | None, redis: str | None, no_worker: bool,
+          stop_timeout: float) -> None:
     """Start the HTTP API and a low-priority training worker."""
     import uvicorn
 
@@ -97,17 +142,25 @@ def serve(home: str | None, host: str | None, port: int | None, redis: str | Non
     if not settings.is_loopback() and not settings.api_key:
         raise click.ClickException(f"refusing to bind {settings.host} without an API key: set HONED_API_KEY "
                                    "(or bind 127.0.0.1)")
+    # systemd and launchd stop a service with SIGTERM. uvicorn shuts the server down on it and then raises it
+    # again; without a handler that would end the process before the `finally` stops the worker gracefully.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     services = Services.start(settings)
     supervisor = None
     if not no_worker:
-        supervisor = WorkerSupervisor(settings, services.requeue_unfinished)
-        supervisor.start()
+        supervisor = WorkerSupervisor(settings, services.store, services.requeue_unfinished, stop_timeout)
     try:
+        if supervisor is not None:
+            supervisor.start()
         uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port, log_level="warning",
                     timeout_graceful_shutdown=5)
     finally:
         if supervisor is not None:
             supervisor.stop()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @main.command()
@@ -125,7 +178,6 @@ def worker(home: str | None, redis: str | None) -> None:
 @click.option("--home", help="State directory (HONED_HOME).")
 def prepare_model(model: str, home: str | None) -> None:
     """Make MODEL ready offline (dequantise a bundled GGUF once); prints its directory."""
-    from honed.errors import HonedError
     from honed.models.catalog import ModelCatalog
 
     settings = _settings(home, None, None, None)
@@ -136,6 +188,52 @@ def prepare_model(model: str, home: str | None) -> None:
     except HonedError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"{path}  ({time.monotonic() - started:.1f} s)")
+
+
+def _service_options(command):
+    command = click.option("--launchd", "manager", flag_value="launchd",
+                           help="A launchd LaunchAgent (macOS; the default there).")(command)
+    command = click.option("--systemd", "manager", flag_value="systemd",
+                           help="A systemd user service (Linux; the default elsewhere).")(command)
+    return click.option("--home", help="State directory the service uses (HONED_HOME, default ~/.honed).")(command)
+
+
+def _service_paths(manager: str | None, home: str | None):
+    from honed.install import ServicePaths
+
+    manager = manager or ("launchd" if sys.platform == "darwin" else "systemd")
+    return manager, ServicePaths.here(_settings(home, None, None, None).home)
+
+
+@main.command()
+@_service_options
+@click.option("--no-start", is_flag=True, help="Write the service file only; do not load or start it.")
+@click.option("--print", "print_only", is_flag=True, help="Print the service file; write nothing.")
+def install(manager: str | None, home: str | None, no_start: bool, print_only: bool) -> None:
+    """Run honed in the background at login: a launchd agent or a systemd user service, low priority."""
+    from honed.install import install as install_service
+    from honed.install import render
+
+    try:
+        manager, paths = _service_paths(manager, home)
+        if print_only:
+            click.echo(render(manager, paths), nl=False)
+            return
+        click.echo(install_service(manager, paths, start=not no_start))
+    except HonedError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@main.command()
+@_service_options
+def uninstall(manager: str | None, home: str | None) -> None:
+    """Stop the background service and remove its file."""
+    from honed.install import uninstall as uninstall_service
+
+    try:
+        click.echo(uninstall_service(*_service_paths(manager, home)))
+    except HonedError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
