@@ -208,31 +208,37 @@ def jobs() -> None:
     """Create, list, follow and cancel fine-tuning jobs."""
 
 
-@jobs.command("create")
-@click.option("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct", show_default=True)
-@click.option("--training-file", "--file", "training_file", required=True,
-              help="A file id (file-...) or a local JSONL path to upload first.")
-@click.option("--validation-file", default=None)
-@click.option("--suffix", default=None)
-@click.option("--epochs", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--lr-multiplier", type=float, default=None)
-@click.option("--lora-rank", type=int, default=None)
-@click.option("--max-steps", type=int, default=None)
-@click.option("--seed", type=int, default=None)
-@click.option("--eval", "eval_suite", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="An eval suite file (YAML/JSON) measured before and after training.")
-@click.option("--guard", "guards", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
-              help="A guard suite file the tuned model must not regress on (repeatable).")
-@click.option("--eval-interval", type=int, default=None, help="Validate every N steps (default: at checkpoints).")
-@click.option("--follow/--no-follow", default=False, help="Draw live progress until the job ends.")
-@click.pass_context
-def jobs_create(ctx: click.Context, model: str, training_file: str, validation_file: str | None,
-                suffix: str | None, epochs: int | None, batch_size: int | None, lr_multiplier: float | None,
-                lora_rank: int | None, max_steps: int | None, seed: int | None, eval_suite: Path | None,
-                guards: tuple[Path, ...], eval_interval: int | None, follow: bool) -> None:
-    """Start a fine-tuning job."""
-    client = _client(ctx)
+def _job_options(command):
+    """The options shared by `jobs create` and `jobs estimate` (one job description, two uses)."""
+    options = [
+        click.option("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct", show_default=True),
+        click.option("--training-file", "--file", "training_file", required=True,
+                     help="A file id (file-...) or a local JSONL path to upload first."),
+        click.option("--validation-file", default=None),
+        click.option("--suffix", default=None),
+        click.option("--epochs", type=int, default=None),
+        click.option("--batch-size", type=int, default=None),
+        click.option("--lr-multiplier", type=float, default=None),
+        click.option("--adapter", type=click.Choice(["lora", "qlora", "full"]), default=None,
+                     help="Default: chosen for this machine (LoRA, or QLoRA when memory is tight)."),
+        click.option("--engine", type=click.Choice(["auto", "torch", "mlx"]), default=None),
+        click.option("--lora-rank", type=int, default=None),
+        click.option("--max-steps", type=int, default=None),
+        click.option("--max-seq-len", type=int, default=None),
+        click.option("--seed", type=int, default=None),
+        click.option("--eval", "eval_suite", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     default=None, help="An eval suite file (YAML/JSON) measured before and after training."),
+        click.option("--guard", "guards", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     multiple=True, help="A guard suite file the tuned model must not regress on (repeatable)."),
+        click.option("--eval-interval", type=int, default=None, help="Validate every N steps (default: at checkpoints)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _job_request(client: Client, args: dict[str, Any]) -> dict[str, Any]:
+    """The create-job request from `_job_options` values (local data files are uploaded first)."""
 
     def file_id(ref: str | None) -> str | None:
         if ref is None or ref.startswith("file-"):
@@ -241,20 +247,61 @@ def jobs_create(ctx: click.Context, model: str, training_file: str, validation_f
             raise HoneError(0, f"'{ref}' is neither a file id (file-...) nor an existing file")
         return client.files.create(Path(ref)).id
 
-    hyper = {k: v for k, v in {"n_epochs": epochs, "batch_size": batch_size,
-                               "learning_rate_multiplier": lr_multiplier}.items() if v is not None}
-    honed: dict[str, Any] = {k: v for k, v in {"lora_rank": lora_rank, "max_steps": max_steps,
-                                               "eval_interval": eval_interval}.items() if v is not None}
-    if eval_suite is not None:
-        honed["eval"] = load_suite(eval_suite)
-    if guards:
-        honed["guards"] = [load_suite(path) for path in guards]
-    job = client.fine_tuning.jobs.create(model=model, training_file=file_id(training_file),
-                                         validation_file=file_id(validation_file), suffix=suffix, seed=seed,
-                                         hyperparameters=hyper or None, honed=honed or None)
+    hyper = {k: v for k, v in {"n_epochs": args["epochs"], "batch_size": args["batch_size"],
+                               "learning_rate_multiplier": args["lr_multiplier"]}.items() if v is not None}
+    names = ("adapter", "engine", "lora_rank", "max_steps", "max_seq_len", "eval_interval")
+    honed: dict[str, Any] = {k: args[k] for k in names if args[k] is not None}
+    if args["eval_suite"] is not None:
+        honed["eval"] = load_suite(args["eval_suite"])
+    if args["guards"]:
+        honed["guards"] = [load_suite(path) for path in args["guards"]]
+    return dict(model=args["model"], training_file=file_id(args["training_file"]),
+                validation_file=file_id(args["validation_file"]), suffix=args["suffix"], seed=args["seed"],
+                hyperparameters=hyper or None, honed=honed or None)
+
+
+@jobs.command("create")
+@_job_options
+@click.option("--estimate/--no-estimate", "show_estimate", default=False,
+              help="Show the time and memory estimate (and the settings honed chose) before starting.")
+@click.option("--follow/--no-follow", default=False, help="Draw live progress until the job ends.")
+@click.pass_context
+def jobs_create(ctx: click.Context, show_estimate: bool, follow: bool, **args: Any) -> None:
+    """Start a fine-tuning job."""
+    client = _client(ctx)
+    request = _job_request(client, args)
+    if show_estimate:
+        _show_estimate(client, request)
+    job = client.fine_tuning.jobs.create(**request)
     console.print(f"{job.id}  {job.status}")
     if follow:
         _follow(client, job.id)
+
+
+@jobs.command("estimate")
+@_job_options
+@click.pass_context
+def jobs_estimate(ctx: click.Context, **args: Any) -> None:
+    """How long a job would take and how much memory it would need here, without starting it."""
+    client = _client(ctx)
+    _show_estimate(client, _job_request(client, args))
+
+
+def _show_estimate(client: Client, request: dict[str, Any]) -> None:
+    from hone.planview import estimate_table
+
+    with console.status("Estimating (the first job of a kind measures a few real steps)..."):
+        found = client.fine_tuning.jobs.estimate(**request)
+    console.print(estimate_table(found))
+
+
+@main.command()
+@click.pass_context
+def hardware(ctx: click.Context) -> None:
+    """What the daemon's machine trains on: device, memory, cores, precisions, engines."""
+    from hone.planview import hardware_table
+
+    console.print(hardware_table(_client(ctx).hardware()))
 
 
 def _follow(client: Client, job_id: str) -> None:

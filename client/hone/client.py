@@ -6,6 +6,7 @@ the async client executes it and returns an awaitable. Streams (chat chunks, job
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from hone.types import (
     DatasetPreview,
     DatasetReport,
     DatasetSplit,
+    Estimate,
     EvalResultList,
     EvalRun,
     EvalSuite,
@@ -33,6 +35,7 @@ from hone.types import (
     FileObject,
     FineTuningJob,
     FineTuningJobList,
+    Hardware,
     JobCheckpointList,
     JobEvent,
     JobEventList,
@@ -210,6 +213,11 @@ class Jobs:
                            **extra})
         return self._execute(Call("POST", "/v1/fine_tuning/jobs", FineTuningJob, json=body))
 
+    def estimate(self, **job: Any) -> Any:
+        """What `create(**job)` would cost on the daemon's machine (time, peak memory) and the settings honed
+        would choose, without creating it. The first estimate of a kind of job measures a few steps."""
+        return self._execute(Call("POST", "/v1/estimate", Estimate, json=_omit_none(job)))
+
     def list(self, after: str | None = None, limit: int | None = None) -> Any:
         return self._execute(Call("GET", "/v1/fine_tuning/jobs", FineTuningJobList,
                                   params={"after": after, "limit": limit}))
@@ -323,6 +331,7 @@ def _attach_resources(client: Any) -> None:
     client.evals = Evals(client._execute)
     client.datasets = Datasets(client._execute)
     client.preferences = Preferences(client._execute)
+    client.hardware = functools.partial(client._execute, Call("GET", "/v1/hardware", Hardware))
 
 
 def _chunk(data: str) -> ChatCompletionChunk | None:

@@ -156,9 +156,10 @@ class JudgeSpec(msgspec.Struct, forbid_unknown_fields=True):
 class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """honed's own job options (sent as `extra_body={"honed": {...}}` from the openai SDK)."""
 
-    adapter: Literal["lora", "qlora", "full"] = "lora"
+    adapter: Literal["lora", "qlora", "full"] | None = None
     """What is trained: a LoRA adapter on frozen base weights, a LoRA adapter on a 4-bit quantised base
-    (QLoRA: a quarter of the base's memory), or every weight."""
+    (QLoRA: a quarter of the base's memory), or every weight. None: honed picks LoRA, or QLoRA where the base
+    would crowd this machine's memory (never full: that is a choice to make, not a default)."""
     lora_rank: int = 16
     lora_alpha: float | None = None
     """Scaling numerator; None means 2 x rank."""
@@ -171,8 +172,16 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """Stop after this many optimizer steps even if epochs remain."""
     checkpoint_interval: int = 50
     """Save a resumable checkpoint every this many steps (and always at the end)."""
-    max_seq_len: int = 512
-    """Longer examples are cut to this many tokens (the cut is reported as a warning event)."""
+    max_seq_len: int | None = None
+    """Longer examples are cut to this many tokens (the cut is reported as a warning event). None: long enough
+    for every training example, within the model's context and this machine's memory."""
+    gradient_accumulation: int | None = None
+    """Split each batch into this many micro-batches (same update, less activation memory). None: by memory."""
+    gradient_checkpointing: bool | None = None
+    """Recompute activations in the backward pass instead of keeping them (slower, far less memory). None: only
+    when memory demands it."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Training compute precision (weights stay fp32 where the device trains in fp32). auto: by device."""
     packing: bool = False
     """Pack short examples together into rows of max_seq_len tokens: far less padding, so each step trains
     more tokens (fewer, fuller steps per epoch); each example still attends only to itself."""
@@ -635,3 +644,77 @@ class Preference(msgspec.Struct):
 class PreferenceList(msgspec.Struct):
     data: list[Preference]
     object: str = "list"
+
+
+# ------------------------------------------------------------------------------- hardware and planning
+
+
+class Hardware(msgspec.Struct):
+    """GET /v1/hardware: what this machine trains on."""
+
+    object: Literal["hardware"]
+    device: Literal["cuda", "mps", "metal", "cpu"]
+    """Where training runs by default: an NVIDIA GPU, Apple's GPU through PyTorch (mps) or MLX (metal), or the CPU."""
+    device_name: str
+    platform: str
+    cpu_cores: int
+    """Cores this process may use (its CPU affinity)."""
+    memory_bytes: int
+    """Physical RAM."""
+    memory_available_bytes: int | None
+    unified_memory: bool
+    """Apple Silicon: the GPU shares the RAM, so memory_bytes is also the accelerator's."""
+    accelerator_memory_bytes: int | None
+    """A discrete GPU's own memory (VRAM)."""
+    bf16: bool
+    fp16: bool
+    engines: list[str]
+    """Engines installed here; default_engine is what `engine: auto` picks."""
+    default_engine: str
+
+
+class PlanChoice(msgspec.Struct):
+    """One setting honed chose for a job, and why."""
+
+    field: str
+    value: Any
+    reason: str
+
+
+class EstimateProbe(msgspec.Struct):
+    """The short measured run an estimate is calibrated on (cached per machine, model and shape)."""
+
+    cached: bool
+    seconds: float
+    """What running the probe cost (0 when it came from the cache)."""
+    step_seconds_fixed: float
+    """Per optimizer micro-step time that does not depend on tokens (a in a + b x tokens)."""
+    step_seconds_per_token: float
+    forward_seconds_per_token: float
+    decode_seconds_per_token: float
+    load_seconds: float
+    peak_memory_bytes: int
+    device_peak_memory_bytes: int | None = None
+
+
+class Estimate(msgspec.Struct):
+    """POST /v1/estimate: what a job spec will cost on this machine, before it starts."""
+
+    object: Literal["estimate"]
+    model: str
+    engine: str
+    device: str
+    steps: int
+    micro_steps: int
+    trained_tokens: int
+    """Tokens the steps will process (padding included: what the machine computes)."""
+    peak_memory_bytes: int
+    device_peak_memory_bytes: int | None
+    train_seconds: float
+    """Training steps and the validation passes between them."""
+    eval_seconds: float
+    """Baseline and final evaluation (generation), from the measured decode speed."""
+    total_seconds: float
+    choices: list[PlanChoice]
+    probe: EstimateProbe
+    warnings: list[str] = msgspec.field(default_factory=list)

@@ -19,6 +19,7 @@ from honed.api.files import FilesController
 from honed.api.fine_tuning import FineTuningController
 from honed.api.health import healthz
 from honed.api.metrics import metrics, timed
+from honed.api.planning import ROUTES as PLANNING_ROUTES
 from honed.api.models import list_models, retrieve_model
 from honed.api.preferences import ROUTES as PREFERENCE_ROUTES
 from honed.api.reports import job_report
@@ -72,6 +73,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     app = Litestar(
         route_handlers=[FilesController, FineTuningController, EvalsController, *DATASET_ROUTES, *PREFERENCE_ROUTES,
+                        *PLANNING_ROUTES,
                         chat_completions, completions, list_models, retrieve_model, job_report, healthz, metrics,
                         all_events, studio_page, studio_files],
         before_request=check_api_key,

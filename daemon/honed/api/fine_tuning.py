@@ -51,6 +51,11 @@ def job_object(row: JobRow) -> FineTuningJob:
 
 
 
+def check_training_files(svc: Any, body: FineTuneCreate) -> None:
+    _check_file(svc, body.training_file, "training_file")
+    _check_file(svc, body.validation_file, "validation_file")
+
+
 def _check_file(svc: Any, file_id: str | None, param: str) -> None:
     if file_id is None:
         return
@@ -72,8 +77,7 @@ class FineTuningController(Controller):
         body = with_suite_datasets(decode_body(await request.body(), FineTuneCreate), svc.file_bytes)
         validate_request(body)  # the request's own fields first, then what it refers to
         source = svc.catalog.resolve(body.model)
-        _check_file(svc, body.training_file, "training_file")
-        _check_file(svc, body.validation_file, "validation_file")
+        check_training_files(svc, body)
         examples = svc.store.get_file(body.training_file).examples
         spec = resolve_spec(body, source.name, examples)
         job_id = new_id("ftjob")

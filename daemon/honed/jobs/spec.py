@@ -39,8 +39,11 @@ def _positive(value: float | int, name: str, *, integer: bool = False) -> None:
 
 
 def _check_options(options: HonedOptions) -> None:
-    for name in ("lora_rank", "checkpoint_interval", "max_seq_len"):
+    for name in ("lora_rank", "checkpoint_interval"):
         _positive(getattr(options, name), f"honed.{name}", integer=True)
+    for name in ("max_seq_len", "gradient_accumulation"):
+        if getattr(options, name) is not None:
+            _positive(getattr(options, name), f"honed.{name}", integer=True)
     if options.max_steps is not None:
         _positive(options.max_steps, "honed.max_steps", integer=True)
     if options.learning_rate is not None:
@@ -51,7 +54,7 @@ def _check_options(options: HonedOptions) -> None:
         raise InvalidRequest("honed.lora_dropout must be in [0, 1)", param="honed.lora_dropout")
     if not 0 <= options.warmup_ratio < 1:
         raise InvalidRequest("honed.warmup_ratio must be in [0, 1)", param="honed.warmup_ratio")
-    if options.max_seq_len > 32768:
+    if options.max_seq_len is not None and options.max_seq_len > 32768:
         raise InvalidRequest("honed.max_seq_len must be at most 32768", param="honed.max_seq_len")
     if options.lora_rank > 1024:
         raise InvalidRequest("honed.lora_rank must be at most 1024", param="honed.lora_rank")
@@ -124,7 +127,8 @@ def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: in
     n_epochs = 3 if hyper.n_epochs == "auto" else hyper.n_epochs
     batch_size = max(1, min(8, training_examples)) if hyper.batch_size == "auto" else hyper.batch_size
     multiplier = 1.0 if hyper.learning_rate_multiplier == "auto" else hyper.learning_rate_multiplier
-    learning_rate = options.learning_rate or BASE_LEARNING_RATE[options.adapter] * float(multiplier)
+    # an adapter left to honed is LoRA or QLoRA (never full), which share a learning rate
+    learning_rate = options.learning_rate or BASE_LEARNING_RATE[options.adapter or "lora"] * float(multiplier)
     return FineTuneSpec(
         model=model_name,
         training_file=request.training_file,

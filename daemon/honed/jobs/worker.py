@@ -12,14 +12,14 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from honed.config import Settings, load_settings
-from honed.data.files import training_examples
-from honed.data.tokenize import TokenizedExample, tokenize_example
+from hone.types import Estimate
 from honed.engines import get_engine
 from honed.engines.base import TrainCallbacks, TrainConfig
 from honed.errors import HonedError, IllegalTransition
@@ -29,24 +29,42 @@ from honed.jobs.queue import JobQueue
 from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
 from honed.jobs.store import CheckpointRow, Store
 from honed.models.catalog import ModelCatalog
+from honed.observability.memory import peak_bytes, reset_peak
+from honed.planning.job_plan import JobPlan, estimate_job, plan_job
 
 log = logging.getLogger("honed.worker")
 
 
-def _load_split(store: Store, settings: Settings, file_id: str, tokenizer: Any,
-                max_len: int) -> tuple[list[TokenizedExample], int, list[dict[str, str]] | None]:
-    """Tokenized examples with something to train, how many were cut, and the first chat prompt (for
-    samples while training)."""
-    row = store.get_file(file_id)
-    examples, first_prompt = [], None
-    for example in training_examples(settings.home, row, tokenizer, max_len):
-        if first_prompt is None and example.text is None:
-            last_answer = max(i for i, m in enumerate(example.messages) if m.role == "assistant")
-            first_prompt = [{"role": m.role, "content": m.content} for m in example.messages[:last_answer]]
-        examples.append(tokenize_example(tokenizer, example, max_len))
-    usable = [e for e in examples if e.trained_tokens > 0]
-    truncated = sum(e.truncated for e in examples)
-    return usable, truncated, first_prompt
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _plan(store: Store, settings: Settings, job_id: str, job_plan: JobPlan, model_dir: Path,
+          event: Callable[..., None]) -> Estimate | None:
+    """Record what honed chose for this machine and what the job should cost. Only on a job's first start:
+    a resumed job keeps its stored choices, and its remaining time is not the estimate's."""
+    if job_plan.plan.choices:
+        store.update_job(job_id, spec=msgspec.to_builtins(job_plan.spec))
+        event("log", "Chose for this machine: " + "; ".join(c.reason for c in job_plan.plan.choices),
+              {"choices": msgspec.to_builtins(job_plan.plan.choices)})
+    if store.latest_event(job_id, "estimate") is not None:
+        return None
+    try:
+        found = estimate_job(settings, job_plan, model_dir, job_plan.spec.model)
+    except HonedError as exc:  # an estimate is advice: the job trains without one
+        event("warning", f"No estimate for this job: {exc}", {"kind": "estimate_failed"}, level="warn")
+        return None
+    event("estimate", f"Estimated {_duration(found.total_seconds)} and {found.peak_memory_bytes / 2**30:.2f} GB "
+          f"peak memory for {found.steps} steps", msgspec.to_builtins(found))
+    return found
+
+
+def _compare(found: Estimate, train_seconds: float, total_seconds: float, peak: int) -> dict[str, Any]:
+    actual = {"train_seconds": train_seconds, "total_seconds": total_seconds, "peak_memory_bytes": peak}
+    estimated = {"train_seconds": found.train_seconds, "total_seconds": found.total_seconds,
+                 "peak_memory_bytes": found.peak_memory_bytes}
+    error = {k: (estimated[k] - actual[k]) / actual[k] for k in actual if actual[k]}
+    return {"estimated": estimated, "actual": actual, "error": error}
 
 
 def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
@@ -84,12 +102,10 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        options = spec.options
-        train_set, truncated, sample_prompt = _load_split(store, settings, spec.training_file, tokenizer,
-                                                          options.max_seq_len)
-        valid_set: list[TokenizedExample] = []
-        if spec.validation_file:
-            valid_set, _, _ = _load_split(store, settings, spec.validation_file, tokenizer, options.max_seq_len)
+        job_plan = plan_job(settings, store, spec, model_dir, tokenizer)
+        spec, options = job_plan.spec, job_plan.spec.options
+        train_set, truncated = job_plan.train.examples, job_plan.train.truncated
+        valid_set = job_plan.valid.examples if job_plan.valid else []
         if truncated:
             event("warning", f"{truncated} training examples are longer than max_seq_len={options.max_seq_len} "
                   "tokens and were cut; raise honed.max_seq_len to keep them whole",
@@ -98,6 +114,9 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
         if not train_set:
             raise HonedError("no training example has an assistant token left after truncation; "
                              "raise honed.max_seq_len")
+        estimated = _plan(store, settings, job_id, job_plan, model_dir, event)
+        reset_peak()  # from here on the peak is this job's (the probe ran in its own process)
+        started = time.monotonic()
         config = TrainConfig(
             model_dir=model_dir, output_dir=job_dir, adapter=options.adapter, lora_rank=options.lora_rank,
             lora_alpha=options.lora_alpha or 2.0 * options.lora_rank, lora_dropout=options.lora_dropout,
@@ -105,17 +124,27 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             batch_size=spec.batch_size, max_steps=options.max_steps,
             checkpoint_interval=options.checkpoint_interval, eval_interval=options.eval_interval,
             packing=options.packing, max_seq_len=options.max_seq_len,
-            warmup_ratio=options.warmup_ratio,
+            gradient_accumulation=options.gradient_accumulation, gradient_checkpointing=options.gradient_checkpointing,
+            precision=options.precision, warmup_ratio=options.warmup_ratio,
             weight_decay=options.weight_decay, seed=spec.seed,
         )
         engine = get_engine(options.engine)
         evaluation = JobEvaluation(store, settings, job_id, model_dir, options, should_stop)
         evaluation.baseline()
+        train_started = time.monotonic()
         result = engine.train(config, train_set, valid_set,
-                              TrainCallbacks(event, checkpoint, should_stop, evaluation.probe(sample_prompt)))
+                              TrainCallbacks(event, checkpoint, should_stop,
+                                             evaluation.probe(job_plan.train.first_prompt)))
+        train_seconds = time.monotonic() - train_started
         eval_summary = None
         if result.stopped is None:
             eval_summary = evaluation.final(result.output_path, adapter=config.adapter != "full")
+        accuracy = None
+        if estimated is not None and result.stopped is None:
+            accuracy = _compare(estimated, train_seconds, time.monotonic() - started, peak_bytes())
+            error = accuracy["error"]
+            event("log", f"Estimate vs actual: time {error.get('total_seconds', 0):+.0%}, "
+                  f"peak memory {error.get('peak_memory_bytes', 0):+.0%}", accuracy)
     except JobStopped:
         return
     except Exception as exc:  # the job must end failed with a reason, whatever broke
@@ -134,7 +163,8 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             message=f"The job has successfully completed. New model: {name}",
             fine_tuned_model=name, trained_tokens=result.trained_tokens,
             result={"output_path": str(result.output_path.relative_to(settings.home)), "steps": result.steps,
-                    "final_loss": result.final_loss, "engine": engine.name, "eval": eval_summary},
+                    "final_loss": result.final_loss, "engine": engine.name, "eval": eval_summary,
+                    "estimate": accuracy},
         )
     except IllegalTransition:  # cancelled during the last step: the cancel wins
         log.info("job %s was cancelled as it finished", job_id)

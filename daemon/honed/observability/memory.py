@@ -8,9 +8,28 @@ import sys
 
 
 def peak_bytes() -> int:
-    """The most resident memory this process has had (ru_maxrss: bytes on macOS, KiB on Linux)."""
+    """The most resident memory this process has had since reset_peak() (Linux VmHWM) or since it started
+    (ru_maxrss elsewhere: bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def reset_peak() -> bool:
+    """Start peak_bytes() over from the current resident size, so a long-lived worker reports each job's own
+    peak. Linux only (clear_refs); returns whether it could."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def resident_bytes() -> int:

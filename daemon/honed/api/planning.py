@@ -1,0 +1,52 @@
+"""GET /v1/hardware and POST /v1/estimate: what this machine is, and what a job would cost on it."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import anyio
+from litestar import Request, get, post
+
+from hone.types import Estimate, FineTuneCreate, Hardware
+from honed.api.common import decode_body, services
+from honed.api.datasets import tokenizer_for
+from honed.api.fine_tuning import check_training_files
+from honed.jobs.spec import resolve_spec, validate_request, with_suite_datasets
+from honed.planning.hardware import detect
+from honed.planning.job_plan import estimate_job, plan_job
+
+_probing = threading.Lock()
+"""One probe at a time: two would share the cores and both measure a slower machine."""
+
+
+@get("/v1/hardware", sync_to_thread=True)
+def hardware() -> Hardware:
+    return detect()
+
+
+def _estimate(svc: Any, body: FineTuneCreate, model: str) -> Estimate:
+    spec = resolve_spec(body, model, svc.store.get_file(body.training_file).examples)
+    model_dir = svc.catalog.local_dir(model)
+    job = plan_job(svc.settings, svc.store, spec, model_dir, tokenizer_for(svc, model))
+    with _probing:
+        found = estimate_job(svc.settings, job, model_dir, model)
+    if svc.store.job_counts().get(("ftjob", "running")):
+        found.warnings.append("a job is training now: it shares the machine with the measurement, so the times "
+                              "are longer than this job alone would take")
+    return found
+
+
+@post("/v1/estimate", status_code=200)
+async def estimate(request: Request) -> Estimate:
+    """The body of POST /v1/fine_tuning/jobs; nothing is created. The first estimate of a kind of job measures
+    a few real steps (seconds to a minute); later ones reuse that measurement."""
+    svc = services(request)
+    body = with_suite_datasets(decode_body(await request.body(), FineTuneCreate), svc.file_bytes)
+    validate_request(body)
+    source = svc.catalog.resolve(body.model)
+    check_training_files(svc, body)
+    return await anyio.to_thread.run_sync(_estimate, svc, body, source.name)
+
+
+ROUTES = [hardware, estimate]

@@ -1,0 +1,98 @@
+"""Time and memory a job will take, before it starts: its exact step schedule priced by a measured probe.
+
+The schedule is the one the engine will run (same seed, same length-grouped batches, same micro-batches), so
+the token count per step is exact; the probe supplies seconds per step (a + b x tokens), per validation token,
+per generated token, and the memory peak at the widest micro-batch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from hone.types import Estimate, EstimateProbe, HonedOptions, PlanChoice
+from honed.data.tokenize import TokenizedExample, pack_examples
+from honed.planning.probe import ProbeShape
+
+SEQ_BUCKET = 64
+"""Probes are measured at the widest batch rounded up to this, so similar jobs share a cached probe."""
+
+
+def padded(length: int) -> int:
+    from honed.engines.torch_train import PAD_MULTIPLE
+
+    return math.ceil(length / PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def schedule(train: list[TokenizedExample], options: HonedOptions, *, batch_size: int, n_epochs: int,
+             seed: int) -> list[list[int]]:
+    """Per optimizer step, the padded tokens of each of its micro-batches: what the engine will compute."""
+    from honed.engines.torch_train import epoch_batches, micro_batches
+
+    rows = pack_examples(train, options.max_seq_len) if options.packing else train
+    lengths = [len(e.input_ids) for e in rows]
+    total = math.ceil(len(rows) / batch_size) * n_epochs
+    if options.max_steps is not None:
+        total = min(total, options.max_steps)
+    steps: list[list[int]] = []
+    for epoch in range(n_epochs):
+        for batch in epoch_batches(lengths, batch_size, seed, epoch):
+            if len(steps) == total:
+                return steps
+            steps.append([len(part) * padded(max(lengths[i] for i in part))
+                          for part in micro_batches(batch, options.gradient_accumulation or 1)])
+    return steps
+
+
+def probe_shape(model_dir: Path, engine: str, options: HonedOptions, steps: list[list[int]], batch_size: int,
+                train: list[TokenizedExample]) -> ProbeShape:
+    micro = math.ceil(batch_size / (options.gradient_accumulation or 1))
+    widest = max((t for step in steps for t in step), default=micro * 8) / micro
+    labelled = sum(e.trained_tokens for e in train) / max(1, sum(len(e.input_ids) for e in train))
+    return ProbeShape(
+        model_dir=str(model_dir), engine=engine, adapter=options.adapter or "lora", precision=options.precision,
+        lora_rank=options.lora_rank, target_modules=options.target_modules,
+        gradient_checkpointing=bool(options.gradient_checkpointing), micro_batch=micro,
+        seq_len=math.ceil(widest / SEQ_BUCKET) * SEQ_BUCKET, label_fraction=round(labelled, 1) or 0.1)
+
+
+def validation_points(total_steps: int, options: HonedOptions) -> int:
+    every = {options.eval_interval or options.checkpoint_interval, options.checkpoint_interval}
+    return sum(1 for s in range(1, total_steps) if any(s % n == 0 for n in every)) + 1
+
+
+def estimate(*, model: str, engine: str, device: str, options: HonedOptions, steps: list[list[int]],
+             train: list[TokenizedExample], valid: list[TokenizedExample], probe: EstimateProbe,
+             choices: list[PlanChoice], samples: bool) -> Estimate:
+    """Price the schedule with the probe. `samples`: a sample answer is generated at each validation point."""
+    micro_steps = sum(len(s) for s in steps)
+    tokens = sum(sum(s) for s in steps)
+    train_seconds = probe.load_seconds + micro_steps * probe.step_seconds_fixed + tokens * probe.step_seconds_per_token
+    # answers tend toward the training answers' length; max_tokens caps them
+    answer = sum(e.trained_tokens for e in train) / max(1, len(train))
+    points = validation_points(len(steps), options)
+    valid_tokens = sum(padded(len(e.input_ids)) for e in valid)
+    from honed.jobs.job_evaluation import SAMPLE_TOKENS
+
+    live = 0.0
+    suite = options.eval
+    if suite is not None and options.eval_live_cases:
+        live = min(options.eval_live_cases, len(suite.cases)) * min(answer, suite.max_tokens)
+    elif samples:
+        live = min(answer, SAMPLE_TOKENS)
+    train_seconds += points * (valid_tokens * probe.forward_seconds_per_token + live * probe.decode_seconds_per_token)
+    eval_seconds = 0.0
+    suites = ([suite] if suite is not None else []) + list(options.guards)
+    for each in suites:  # baseline and final: every case generated once each, plus loading the model twice
+        eval_seconds += 2 * len(each.cases) * min(answer, each.max_tokens) * probe.decode_seconds_per_token
+    if suites:
+        eval_seconds += 2 * probe.load_seconds
+    warnings = []
+    if probe.cached is False and probe.seconds > 0:
+        warnings.append(f"measured a {probe.seconds:.0f} s probe run on this machine (cached for next time)")
+    return Estimate(
+        object="estimate", model=model, engine=engine, device=device, steps=len(steps), micro_steps=micro_steps,
+        trained_tokens=tokens, peak_memory_bytes=probe.peak_memory_bytes,
+        device_peak_memory_bytes=probe.device_peak_memory_bytes, train_seconds=train_seconds,
+        eval_seconds=eval_seconds, total_seconds=train_seconds + eval_seconds, choices=choices, probe=probe,
+        warnings=warnings)

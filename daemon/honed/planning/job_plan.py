@@ -1,0 +1,54 @@
+"""Planning one fine-tuning job: its data tokenized, its unset options filled for this machine, its cost
+estimated. The worker runs this when a job starts; POST /v1/estimate runs it for a job not yet created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hone.types import Estimate
+from honed.config import Settings
+from honed.data.training_set import TrainingSplit, load_split
+from honed.jobs.spec import FineTuneSpec
+from honed.jobs.store import Store
+from honed.planning.defaults import LONGEST_DEFAULT, Plan, plan_options
+from honed.planning.estimate import estimate, probe_shape, schedule
+from honed.planning.hardware import detect
+from honed.planning.model_shape import read_shape
+from honed.planning.probe import probe
+
+
+class JobPlan(msgspec.Struct):
+    spec: FineTuneSpec
+    """The spec with every option resolved."""
+    plan: Plan
+    train: TrainingSplit
+    valid: TrainingSplit | None
+
+
+def plan_job(settings: Settings, store: Store, spec: FineTuneSpec, model_dir: Path, tokenizer: Any) -> JobPlan:
+    shape = read_shape(model_dir)
+    options = spec.options
+    cap = options.max_seq_len or min(shape.max_positions, LONGEST_DEFAULT)
+    train = load_split(settings.home, store, spec.training_file, tokenizer, cap)
+    plan = plan_options(options, hardware=detect(), shape=shape, lengths=[len(e.input_ids) for e in train.examples],
+                        batch_size=spec.batch_size)
+    max_len = plan.options.max_seq_len
+    if max_len is not None and max_len < cap and any(len(e.input_ids) > max_len for e in train.examples):
+        train = load_split(settings.home, store, spec.training_file, tokenizer, max_len)
+    valid = (load_split(settings.home, store, spec.validation_file, tokenizer, max_len or cap)
+             if spec.validation_file else None)
+    return JobPlan(msgspec.structs.replace(spec, options=plan.options), plan, train, valid)
+
+
+def estimate_job(settings: Settings, job: JobPlan, model_dir: Path, model: str) -> Estimate:
+    """The job's time and memory, running (or reusing) a probe on this machine."""
+    spec, options = job.spec, job.spec.options
+    steps = schedule(job.train.examples, options, batch_size=spec.batch_size, n_epochs=spec.n_epochs, seed=spec.seed)
+    shape = probe_shape(model_dir, job.plan.engine, options, steps, spec.batch_size, job.train.examples)
+    measured = probe(shape, settings.probe_cache_dir or settings.home / "cache" / "probes", nice=settings.worker_nice)
+    return estimate(model=model, engine=job.plan.engine, device=detect().device, options=options, steps=steps,
+                    train=job.train.examples, valid=job.valid.examples if job.valid else [], probe=measured,
+                    choices=job.plan.choices, samples=job.train.first_prompt is not None)
