@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from honed.engines.torch_train import LossWatch
+from honed.engines.schedule import LossWatch
 from honed.jobs.store import Store
 from honed.observability.store_metrics import StoreCollector
 

@@ -10,7 +10,8 @@ from transformers import AutoTokenizer
 from honed.data.example import Example, Message
 from honed.data.tokenize import tokenize_example
 from honed.engines.base import TrainCallbacks, TrainConfig
-from honed.engines.torch_train import micro_batches, train
+from honed.engines.schedule import micro_batches
+from honed.engines.torch_train import train
 
 
 def _examples(tiny_model: Path):

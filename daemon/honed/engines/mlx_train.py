@@ -32,8 +32,8 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from honed.data.tokenize import IGNORE, TokenizedExample
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
 from honed.engines.mlx_convert import MLX_WEIGHTS, mlx_to_peft, write_mlx_config
-from honed.engines.torch_train import (PAD_MULTIPLE, LossWatch, _losses, _lr_lambda, _step_stream, labelled_count,
-                                       micro_batches)
+from honed.engines.schedule import (PAD_MULTIPLE, LossWatch, labelled_count, lr_factor, micro_batches, step_stream,
+                                    validation_losses)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
@@ -297,8 +297,8 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     warmup_steps = max(1, int(total_steps * config.warmup_ratio))
-    lr_factor = _lr_lambda(total_steps, warmup_steps)
-    optimizer = optim.AdamW(learning_rate=config.learning_rate * lr_factor(0), weight_decay=config.weight_decay,
+    schedule = lr_factor(total_steps, warmup_steps)
+    optimizer = optim.AdamW(learning_rate=config.learning_rate * schedule(0), weight_decay=config.weight_decay,
                             bias_correction=True)  # torch's AdamW corrects the moments' bias; mlx's default does not
 
     checkpoints_dir = config.output_dir / "checkpoints"
@@ -349,7 +349,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         os.replace(partial, target)  # a checkpoint directory is either complete or absent
         callbacks.checkpoint(at_step, target, metrics)
 
-    for step_index, epoch, indices in _step_stream(lengths, config, start_step, total_steps):
+    for step_index, epoch, indices in step_stream(lengths, config, start_step, total_steps):
         reason = callbacks.should_stop()
         if reason:
             stopped = reason
@@ -359,7 +359,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         grads, value, correct, labelled, tokens = accumulated_gradients(
             model, train_set, micro_batches(indices, config.gradient_accumulation), pad_id)
         grads, grad_norm = optim.clip_grad_norm(grads, config.max_grad_norm)
-        optimizer.learning_rate = config.learning_rate * lr_factor(step_index)
+        optimizer.learning_rate = config.learning_rate * schedule(step_index)
         optimizer.update(model, grads)
         mx.eval(grad_norm, model.trainable_parameters(), optimizer.state)
 
@@ -385,7 +385,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
                 "train_loss": window_loss / window_steps,
                 "train_mean_token_accuracy": correct / max(labelled, 1),
                 # what torch reports: the rate the schedule has moved on to, after this step
-                "learning_rate": config.learning_rate * lr_factor(step), "grad_norm": grad_norm.item(),
+                "learning_rate": config.learning_rate * schedule(step), "grad_norm": grad_norm.item(),
                 "tokens_per_second": window_tokens / max(now - window_started, 1e-9),
                 "trained_tokens": trained_tokens, "elapsed_s": elapsed,
                 "eta_s": elapsed / steps_this_run * (total_steps - step), **memory_usage(),
@@ -395,7 +395,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         if at_checkpoint or (step % eval_interval == 0 and step < total_steps):
             validated = validate(step)  # checkpoints always carry their validation loss
             if at_checkpoint:
-                save_checkpoint(step, {"step": step, "train_loss": value, **_losses(validated)})
+                save_checkpoint(step, {"step": step, "train_loss": value, **validation_losses(validated)})
 
     if stopped is not None:
         if stopped != "cancelled" and step > start_step and step % config.checkpoint_interval != 0:
@@ -403,7 +403,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
             save_checkpoint(step, {"step": step, "train_loss": last_loss})
         return TrainResult(step, total_steps, trained_tokens, last_loss, checkpoints_dir, stopped)
 
-    save_checkpoint(step, {"step": step, "train_loss": last_loss, **_losses(validate(step))})
+    save_checkpoint(step, {"step": step, "train_loss": last_loss, **validation_losses(validate(step))})
     final_dir = config.output_dir / ("model" if config.adapter == "full" else "adapter")
     shutil.rmtree(final_dir, ignore_errors=True)
     shutil.copytree(checkpoints_dir / f"step-{step}", final_dir,

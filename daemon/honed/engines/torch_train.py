@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +20,12 @@ import torch.nn.functional as F
 
 from honed.data.tokenize import IGNORE, TokenizedExample, pack_examples
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
+from honed.engines.schedule import (PAD_MULTIPLE, LossWatch, labelled_count, lr_factor, micro_batches, step_stream,
+                                    validation_losses)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
 STATE_FILE = "trainer_state.pt"
-PAD_MULTIPLE = 8
 QLORA_NEEDS_MLX = ("QLoRA (LoRA on a 4-bit base) runs on the MLX engine: set honed.engine to 'mlx' (Apple Silicon, "
                    "or mlx[cpu] elsewhere), or use honed.adapter 'lora'")
 
@@ -42,24 +41,6 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 # ------------------------------------------------------------------------------------------ batches
-
-
-def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Batches of example indices for one epoch, grouped by similar length to waste little on padding.
-
-    Deterministic in (seed, epoch), so step k of a run is always the same batch: that is what lets a
-    resumed run continue exactly where the checkpoint left off.
-    """
-    rng = random.Random(seed * 100_003 + epoch)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    window = batch_size * 16  # sort within windows: length-grouping without a fixed curriculum
-    batches: list[list[int]] = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
 
 
 def collate(examples: list[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:
@@ -173,40 +154,10 @@ def load_for_training(config: TrainConfig, device: torch.device) -> tuple[Any, A
     return model, tokenizer
 
 
-class LossWatch:
-    """Says when the training loss jumps far above the lowest it has been (a learning rate too high, a bad
-    batch): once per episode, so a run that diverges warns once, not every step."""
-
-    def __init__(self, warmup_steps: int, factor: float = 3.0) -> None:
-        self.warmup_steps, self.factor = warmup_steps, factor
-        self.minimum = math.inf
-        self.spiking = False
-
-    def observe(self, step: int, loss: float) -> str | None:
-        self.minimum = min(self.minimum, loss)
-        high = step > self.warmup_steps and loss > self.factor * self.minimum
-        warn = high and not self.spiking
-        self.spiking = high
-        if not warn:
-            return None
-        return (f"Loss spiked to {loss:.4f} at step {step}, over {self.factor:g}x its lowest so far "
-                f"({self.minimum:.4f}); if it keeps rising, lower the learning rate")
-
-
 def autocast(config: TrainConfig, device: torch.device):
     """bf16 compute over fp32 weights where the weights themselves are not bf16 (the CPU)."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                           enabled=config.precision == "bf16" and device.type == "cpu")
-
-
-def labelled_count(example: TokenizedExample) -> int:
-    """Positions the loss is computed on (labels are shifted by one: the first token is never predicted)."""
-    return sum(1 for label in example.labels[1:] if label != IGNORE)
-
-
-def micro_batches(indices: list[int], accumulation: int) -> list[list[int]]:
-    size = math.ceil(len(indices) / accumulation)
-    return [indices[i:i + size] for i in range(0, len(indices), size)]
 
 
 def memory_usage(device: torch.device) -> dict[str, int]:
@@ -218,20 +169,6 @@ def memory_usage(device: torch.device) -> dict[str, int]:
     elif device.type == "mps":
         usage["device_memory"] = torch.mps.current_allocated_memory()
     return usage
-
-
-def _losses(validated: dict[str, Any]) -> dict[str, Any]:
-    return {k: validated[k] for k in ("valid_loss", "valid_mean_token_accuracy") if k in validated}
-
-
-def _lr_lambda(total_steps: int, warmup_steps: int):
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return max(0.0, 0.5 * (1 + math.cos(math.pi * progress)))  # cosine to zero
-
-    return factor
 
 
 def _latest_checkpoint(checkpoints_dir: Path) -> Path | None:
@@ -261,20 +198,6 @@ def _restore_weights(model: Any, directory: Path, adapter: str) -> None:
 # --------------------------------------------------------------------------------------------- train
 
 
-def _step_stream(lengths: list[int], config: TrainConfig, start_step: int,
-                 total_steps: int) -> Iterator[tuple[int, float, list[int]]]:
-    """(step, fractional epoch, batch indices) from start_step on."""
-    step = 0
-    for epoch in range(config.n_epochs):
-        batches = epoch_batches(lengths, config.batch_size, config.seed, epoch)
-        for index, batch in enumerate(batches):
-            if step >= total_steps:
-                return
-            if step >= start_step:
-                yield step, epoch + (index + 1) / len(batches), batch
-            step += 1
-
-
 def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: list[TokenizedExample],
           callbacks: TrainCallbacks) -> TrainResult:
     """Run (or resume) one fine-tuning run; returns when done, stopped, or raises on failure."""
@@ -298,7 +221,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total_steps, warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(total_steps, warmup_steps))
 
     checkpoints_dir = config.output_dir / "checkpoints"
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
@@ -361,7 +284,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         os.replace(partial, target)  # a checkpoint directory is either complete or absent
         callbacks.checkpoint(at_step, target, metrics)
 
-    for step_index, epoch, indices in _step_stream(lengths, config, start_step, total_steps):
+    for step_index, epoch, indices in step_stream(lengths, config, start_step, total_steps):
         reason = callbacks.should_stop()
         if reason:
             stopped = reason
@@ -416,7 +339,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         if at_checkpoint or (step % eval_interval == 0 and step < total_steps):
             validated = validate(step)  # checkpoints always carry their validation loss
             if at_checkpoint:
-                save_checkpoint(step, {"step": step, "train_loss": value, **_losses(validated)})
+                save_checkpoint(step, {"step": step, "train_loss": value, **validation_losses(validated)})
 
     if stopped is not None:
         if stopped != "cancelled" and step > start_step and step % config.checkpoint_interval != 0:
@@ -424,7 +347,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
             save_checkpoint(step, {"step": step, "train_loss": last_loss})
         return TrainResult(step, total_steps, trained_tokens, last_loss, checkpoints_dir, stopped)
 
-    save_checkpoint(step, {"step": step, "train_loss": last_loss, **_losses(validate(step))})
+    save_checkpoint(step, {"step": step, "train_loss": last_loss, **validation_losses(validate(step))})
     final_dir = config.output_dir / ("model" if config.adapter == "full" else "adapter")
     shutil.rmtree(final_dir, ignore_errors=True)
     shutil.copytree(checkpoints_dir / f"step-{step}", final_dir, ignore=shutil.ignore_patterns(STATE_FILE))

@@ -19,7 +19,7 @@ SEQ_BUCKET = 64
 
 
 def padded(length: int) -> int:
-    from honed.engines.torch_train import PAD_MULTIPLE
+    from honed.engines.schedule import PAD_MULTIPLE
 
     return math.ceil(length / PAD_MULTIPLE) * PAD_MULTIPLE
 
@@ -27,7 +27,7 @@ def padded(length: int) -> int:
 def schedule(train: list[TokenizedExample], options: HonedOptions, *, batch_size: int, n_epochs: int,
              seed: int) -> list[list[int]]:
     """Per optimizer step, the padded tokens of each of its micro-batches: what the engine will compute."""
-    from honed.engines.torch_train import epoch_batches, micro_batches
+    from honed.engines.schedule import epoch_batches, micro_batches
 
     rows = pack_examples(train, options.max_seq_len) if options.packing else train
     lengths = [len(e.input_ids) for e in rows]
