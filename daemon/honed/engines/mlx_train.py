@@ -19,7 +19,6 @@ import json
 import math
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from honed.data.tokenize import IGNORE, TokenizedExample
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
 from honed.engines.mlx_convert import MLX_WEIGHTS, mlx_to_peft, write_mlx_config
-from honed.engines.schedule import (PAD_MULTIPLE, LossWatch, labelled_count, lr_factor, micro_batches, step_stream,
+from honed.engines.schedule import (PAD_MULTIPLE, StepReport, labelled_count, lr_factor, micro_batches, step_stream,
                                     validation_losses)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
@@ -319,12 +318,8 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
                      "total_steps": total_steps, "examples": len(train_set), "engine": "mlx"})
 
     lengths = [len(e.input_ids) for e in train_set]
-    watch = LossWatch(warmup_steps=max(10, warmup_steps))
-    started = time.monotonic()
-    window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, time.monotonic()
-    last_loss: float | None = None
+    report = StepReport(config, callbacks.event, total_steps, warmup_steps, trained_tokens)
     step, stopped = start_step, None
-    steps_this_run = 0
     eval_interval = config.eval_interval or config.checkpoint_interval
 
     def validate(at_step: int) -> dict[str, Any]:
@@ -344,7 +339,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         shutil.rmtree(partial, ignore_errors=True)
         save_weights(model, config, setup, partial)
         mx.save_safetensors(str(partial / OPTIMIZER_FILE), dict(tree_flatten(optimizer.state)))
-        (partial / STATE_FILE).write_text(json.dumps({"step": at_step, "trained_tokens": trained_tokens}))
+        (partial / STATE_FILE).write_text(json.dumps({"step": at_step, "trained_tokens": report.trained_tokens}))
         shutil.rmtree(target, ignore_errors=True)
         os.replace(partial, target)  # a checkpoint directory is either complete or absent
         callbacks.checkpoint(at_step, target, metrics)
@@ -364,33 +359,9 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         mx.eval(grad_norm, model.trainable_parameters(), optimizer.state)
 
         step = step_index + 1
-        steps_this_run += 1
-        trained_tokens += tokens
-        if not math.isfinite(value):
-            callbacks.event("warning", f"Loss became {value} at step {step}", {"kind": "nan_loss", "step": step})
-            raise FloatingPointError(f"loss became {value} at step {step}; lower the learning rate")
-        spike = watch.observe(step, value)
-        if spike is not None:
-            callbacks.event("warning", spike, {"kind": "loss_spike", "step": step, "loss": value,
-                                               "running_min": watch.minimum}, "warn")
-        last_loss = value
-        window_loss += value
-        window_steps += 1
-        window_tokens += tokens
-        if step % config.logging_interval == 0 or step == total_steps:
-            now = time.monotonic()
-            elapsed = now - started
-            callbacks.event("metrics", f"Step {step}/{total_steps}: training loss={window_loss / window_steps:.4f}", {
-                "step": step, "total_steps": total_steps, "epoch": round(epoch, 4),
-                "train_loss": window_loss / window_steps,
-                "train_mean_token_accuracy": correct / max(labelled, 1),
-                # what torch reports: the rate the schedule has moved on to, after this step
-                "learning_rate": config.learning_rate * schedule(step), "grad_norm": grad_norm.item(),
-                "tokens_per_second": window_tokens / max(now - window_started, 1e-9),
-                "trained_tokens": trained_tokens, "elapsed_s": elapsed,
-                "eta_s": elapsed / steps_this_run * (total_steps - step), **memory_usage(),
-            })
-            window_loss, window_steps, window_tokens, window_started = 0.0, 0, 0, now
+        # what torch reports: the rate the schedule has moved on to, after this step
+        report.step(step, epoch, value, correct, labelled, tokens, lambda: {
+            "learning_rate": config.learning_rate * schedule(step), "grad_norm": grad_norm.item(), **memory_usage()})
         at_checkpoint = step % config.checkpoint_interval == 0 and step < total_steps
         if at_checkpoint or (step % eval_interval == 0 and step < total_steps):
             validated = validate(step)  # checkpoints always carry their validation loss
@@ -400,12 +371,12 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     if stopped is not None:
         if stopped != "cancelled" and step > start_step and step % config.checkpoint_interval != 0:
             # paused (or stopped for the daemon): keep every finished step so resuming redoes none
-            save_checkpoint(step, {"step": step, "train_loss": last_loss})
-        return TrainResult(step, total_steps, trained_tokens, last_loss, checkpoints_dir, stopped)
+            save_checkpoint(step, {"step": step, "train_loss": report.last_loss})
+        return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, checkpoints_dir, stopped)
 
-    save_checkpoint(step, {"step": step, "train_loss": last_loss, **validation_losses(validate(step))})
+    save_checkpoint(step, {"step": step, "train_loss": report.last_loss, **validation_losses(validate(step))})
     final_dir = config.output_dir / ("model" if config.adapter == "full" else "adapter")
     shutil.rmtree(final_dir, ignore_errors=True)
     shutil.copytree(checkpoints_dir / f"step-{step}", final_dir,
                     ignore=shutil.ignore_patterns(STATE_FILE, OPTIMIZER_FILE))
-    return TrainResult(step, total_steps, trained_tokens, last_loss, final_dir)
+    return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, final_dir)

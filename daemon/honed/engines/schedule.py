@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from honed.data.tokenize import IGNORE, TokenizedExample
@@ -90,3 +91,49 @@ def step_stream(lengths: list[int], config: TrainConfig, start_step: int,
             if step >= start_step:
                 yield step, epoch + (index + 1) / len(batches), batch
             step += 1
+
+
+class StepReport:
+    """After each optimizer step: stop on a NaN loss, warn on a spike, and emit the metrics event (averaged over
+    the steps since the last one). Both engines report through this, so their events are the same."""
+
+    def __init__(self, config: TrainConfig, event: Any, total_steps: int, warmup_steps: int,
+                 trained_tokens: int = 0) -> None:
+        self.config, self.event, self.total_steps = config, event, total_steps
+        self.watch = LossWatch(warmup_steps=max(10, warmup_steps))
+        self.trained_tokens = trained_tokens
+        self.last_loss: float | None = None
+        self.started = time.monotonic()
+        self.steps_this_run = 0
+        self._window_loss, self._window_steps, self._window_tokens = 0.0, 0, 0
+        self._window_started = self.started
+
+    def step(self, step: int, epoch: float, loss: float, correct: int, labelled: int, tokens: int,
+             measure: Callable[[], dict[str, Any]]) -> None:
+        """`measure()` gives learning_rate, grad_norm and memory figures; called only when an event is due."""
+        self.steps_this_run += 1
+        self.trained_tokens += tokens
+        if not math.isfinite(loss):
+            self.event("warning", f"Loss became {loss} at step {step}", {"kind": "nan_loss", "step": step})
+            raise FloatingPointError(f"loss became {loss} at step {step}; lower the learning rate")
+        spike = self.watch.observe(step, loss)
+        if spike is not None:
+            self.event("warning", spike, {"kind": "loss_spike", "step": step, "loss": loss,
+                                          "running_min": self.watch.minimum}, "warn")
+        self.last_loss = loss
+        self._window_loss += loss
+        self._window_steps += 1
+        self._window_tokens += tokens
+        if step % self.config.logging_interval and step != self.total_steps:
+            return
+        now = time.monotonic()
+        elapsed = now - self.started
+        mean = self._window_loss / self._window_steps
+        self.event("metrics", f"Step {step}/{self.total_steps}: training loss={mean:.4f}", {
+            "step": step, "total_steps": self.total_steps, "epoch": round(epoch, 4), "train_loss": mean,
+            "train_mean_token_accuracy": correct / max(labelled, 1),
+            "tokens_per_second": self._window_tokens / max(now - self._window_started, 1e-9),
+            "trained_tokens": self.trained_tokens, "elapsed_s": elapsed,
+            "eta_s": elapsed / self.steps_this_run * (self.total_steps - step), **measure(),
+        })
+        self._window_loss, self._window_steps, self._window_tokens, self._window_started = 0.0, 0, 0, now
