@@ -153,7 +153,9 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
 
     if result.stopped is not None:
         log.info("job %s stopped at step %d: %s", job_id, result.steps, result.stopped)
-        store.append_event(job_id, "log", f"Training stopped at step {result.steps} ({result.stopped})",
+        why = {"queued": "the daemon is shutting down; it resumes when honed starts again"}.get(result.stopped,
+                                                                                               result.stopped)
+        store.append_event(job_id, "log", f"Training stopped at step {result.steps} ({why})",
                            {"step": result.steps, "reason": result.stopped})
         return
     name = fine_tuned_model_name(spec.model, spec.suffix, job_id)
