@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, frozen=True):
     worker_nice: int = 10
     metrics_retention_s: float = 3600.0
     """HONED_METRICS_RETENTION_S: a finished job's per-job series stay on /metrics this long."""
+    yield_when_busy: float | None = None
+    """HONED_YIELD_WHEN_BUSY (0..1): training waits between steps while other programs use more than this share
+    of the CPU. Unset: training only runs niced."""
     probe_cache_dir: Path | None = None
     """HONED_PROBE_CACHE: where measured estimate probes are kept. They describe the machine, not one HONED_HOME,
     so the default is the user's cache (~/.cache/honed/probes)."""
@@ -89,6 +92,8 @@ def load_settings(**overrides: object) -> Settings:
         values["adapter_memory_bytes"] = int(float(os.environ["HONED_ADAPTER_MEMORY_MB"]) * 1024 * 1024)
     cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     values["probe_cache_dir"] = Path(os.environ.get("HONED_PROBE_CACHE") or cache_root / "honed" / "probes")
+    if os.environ.get("HONED_YIELD_WHEN_BUSY"):
+        values["yield_when_busy"] = float(os.environ["HONED_YIELD_WHEN_BUSY"])
     if os.environ.get("HONED_METRICS_RETENTION_S"):
         values["metrics_retention_s"] = float(os.environ["HONED_METRICS_RETENTION_S"])
     values.update({key: value for key, value in overrides.items() if value is not None})

@@ -23,6 +23,7 @@ from hone.types import Estimate
 from honed.engines import get_engine
 from honed.engines.base import TrainCallbacks, TrainConfig
 from honed.errors import HonedError, IllegalTransition
+from honed.jobs.busy import BusyGate
 from honed.jobs.job_evaluation import JobEvaluation, JobStopped, record_validation
 from honed.jobs.lifecycle import claim, fail
 from honed.jobs.queue import JobQueue
@@ -89,7 +90,14 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             id=f"ftckpt-{job_id.removeprefix('ftjob-')}-{step}", job_id=job_id, step=step,
             created_at=int(time.time()), path=str(directory.relative_to(settings.home)), metrics=metrics))
 
+    def running() -> bool:
+        return store.get_job(job_id).status == "running"
+
+    gate = BusyGate(settings.yield_when_busy, event, lambda: not running()) if settings.yield_when_busy else None
+
     def should_stop() -> str | None:
+        if gate is not None and running():
+            gate.wait_while_busy()
         status = store.get_job(job_id).status
         return None if status == "running" else status
 

@@ -1,0 +1,46 @@
+"""Yielding to other programs: the CPU share they use (not ours), and waiting while it is high."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from honed.jobs.busy import BusyGate, OtherLoad
+
+
+def test_other_programs_count_and_our_own_work_does_not():
+    load = OtherLoad()
+    until = time.monotonic() + 1.0
+    while time.monotonic() < until:  # this process keeps a core busy itself
+        pass
+    assert load.sample() < 0.35
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(1.5)
+        assert load.sample() > 0.6
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def test_the_gate_waits_while_busy_and_says_so_once_each_way():
+    readings = iter([0.9, 0.8, 0.1, 0.7, 0.2, 0.1])
+    events = []
+    gate = BusyGate(0.5, lambda kind, message, data: events.append((kind, data["kind"])), lambda: False,
+                    sample=lambda: next(readings), poll_s=0.01)
+    time.sleep(0.02)
+    gate.wait_while_busy()
+    # 0.9 starts the wait; it ends only after two quiet samples in a row (0.2, 0.1), not at the first (0.1)
+    assert events == [("log", "yield"), ("log", "resume_after_yield")]
+    assert next(readings, None) is None
+
+
+def test_the_gate_lets_a_cancel_through_while_waiting():
+    events = []
+    stops = iter([False, True])
+    gate = BusyGate(0.5, lambda *a: events.append(a), lambda: next(stops), sample=lambda: 1.0, poll_s=0.01)
+    time.sleep(0.02)
+    gate.wait_while_busy()
+    assert len(events) == 2
