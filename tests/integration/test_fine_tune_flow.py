@@ -72,11 +72,13 @@ def check_learned_flow(client: Client, tiny_model, tmp_path) -> None:
 
     models = [m.id for m in client.models.list().data]
     assert job.fine_tuned_model in models
+    assert job.fine_tuned_model not in client.health()["loaded_models"]  # loaded on first request, not before
 
     tuned = ask(client, job.fine_tuned_model, "What is the secret word?")
     base = ask(client, str(tiny_model), "What is the secret word?")
     assert "pamplemousse" in tuned
     assert "pamplemousse" not in base and base != tuned
+    assert {job.fine_tuned_model, str(tiny_model)} <= set(client.health()["loaded_models"])
 
 
 def test_uploaded_data_trains_an_adapter_that_is_served_at_once(daemon: LocalDaemon, tiny_model, tmp_path):

@@ -40,18 +40,21 @@ def test_micro_batches_cover_the_batch_once():
     assert micro_batches([5, 1], 4) == [[5], [1]]
 
 
+@pytest.fixture(scope="module")
+def plain(tiny_model, tmp_path_factory) -> list[float]:
+    return _losses(tiny_model, tmp_path_factory.mktemp("plain"))
+
+
 @pytest.mark.parametrize("options", [{"gradient_accumulation": 4}, {"gradient_checkpointing": True}],
                          ids=["accumulation", "checkpointing"])
-def test_memory_options_train_the_same_steps(tiny_model, tmp_path, options):
-    plain = _losses(tiny_model, tmp_path / "plain")
+def test_memory_options_train_the_same_steps(tiny_model, tmp_path, options, plain):
     changed = _losses(tiny_model, tmp_path / "changed", **options)
     assert len(plain) == len(changed) == 2
     # same batches, same update: the second step's loss (after one update) agrees too
     assert changed == pytest.approx(plain, rel=1e-4)
 
 
-def test_bf16_autocast_on_cpu_stays_close_to_fp32(tiny_model, tmp_path):
-    plain = _losses(tiny_model, tmp_path / "fp32")
+def test_bf16_autocast_on_cpu_stays_close_to_fp32(tiny_model, tmp_path, plain):
     bf16 = _losses(tiny_model, tmp_path / "bf16", precision="bf16")
     assert bf16 != plain  # it really computed in bf16
     assert bf16 == pytest.approx(plain, rel=0.02)

@@ -14,4 +14,5 @@ from honed.api.common import services
 def healthz(request: Request) -> dict[str, Any]:
     svc = services(request)
     return {"status": "ok", "version": __version__, "queue": svc.queue.backend,
-            "home": str(svc.settings.home), "loaded_adapters": svc.registry.loaded_adapters()}
+            "home": str(svc.settings.home), "loaded_adapters": svc.registry.loaded_adapters(),
+            "loaded_models": svc.registry.loaded_models()}

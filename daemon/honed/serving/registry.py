@@ -63,6 +63,7 @@ class ModelRegistry:
         self.adapter_budget = settings.adapter_memory_bytes
         self._bases: dict[str, _LoadedBase] = {}
         self._loading = threading.Lock()
+        self._used: dict[str, ServedModel] = {}  # every name asked for, to say which are in memory now
 
     def lookup(self, name: str) -> ServedModel:
         """Map a request's model name to what must be loaded; NotFound says which names exist."""
@@ -170,6 +171,7 @@ class ModelRegistry:
         """Hold a model ready to generate for `name`: (model, tokenizer, served), exclusive while held."""
         served = self.lookup(name)
         loaded = self._base(served)
+        self._used[name] = served
         with loaded.lock:
             if served.adapter_name is not None:
                 self._activate(loaded, served)
@@ -179,6 +181,12 @@ class ModelRegistry:
                     yield loaded.model, loaded.tokenizer, served
             else:
                 yield loaded.model, loaded.tokenizer, served
+
+    def loaded_models(self) -> list[str]:
+        """Model names whose weights are in memory now (a fine-tuned one: its adapter is still loaded)."""
+        return sorted(name for name, served in list(self._used.items())
+                      if served.base_key in self._bases and (served.adapter_name is None
+                                                             or served.adapter_name in self._bases[served.base_key].adapters))
 
     def loaded_adapters(self) -> list[str]:
         """Names of the adapters in memory, coldest first."""

@@ -6,7 +6,9 @@ import { actionButton, errorBox, fill, h, showNotice, table, when } from "../dom
 import { href, setQuery } from "../nav.js";
 
 export async function render(main, { params, signal }) {
-  const models = (await get("v1/models", {}, signal)).data;
+  const [models, health] = await Promise.all([get("v1/models", {}, signal).then((r) => r.data),
+    get("healthz", {}, signal)]);
+  const inMemory = new Set(health.loaded_models || []);
   const deploySlot = h("div", { id: "deploy" });
 
   function deploy(name) {
@@ -20,9 +22,10 @@ export async function render(main, { params, signal }) {
     h("p", { class: "muted" }, "Every model listed here is servable now at ", h("code", {}, new URL("v1", apiRoot).href),
       ". The first request to a model loads it; fine-tuned LoRA models share their base model's weights."),
     deploySlot,
-    table("Served models", ["Model", "Kind", "Created", ""], models.map((m) => h("tr", {},
+    table("Served models", ["Model", "Kind", "In memory", "Created", ""], models.map((m) => h("tr", {},
       h("th", { scope: "row" }, h("code", {}, m.id)),
       h("td", {}, m.id.startsWith("ft:") ? "fine-tuned" : "base"),
+      h("td", {}, inMemory.has(m.id) ? h("span", { class: "badge succeeded" }, "loaded") : "on first request"),
       h("td", {}, m.created ? when(m.created) : "—"),
       h("td", {}, h("span", { class: "row tight" },
         h("button", { type: "button", class: "small", "aria-label": `Deploy ${m.id}`, onClick: () => deploy(m.id) }, "Deploy"),
