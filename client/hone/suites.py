@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from hone.types import EvalCase, EvalSuite
+from hone.types import EvalCase, EvalSuite, StyleModel
 
 
 class SuiteFileError(ValueError):
@@ -56,7 +56,8 @@ def parse_cases(data: bytes, source: str) -> list[EvalCase]:
 
 def load_suite(path: str | Path) -> EvalSuite:
     """Read a suite from a .yaml/.yml/.json file. A `dataset` that names a local JSONL file (relative to the
-    suite file) is read into the suite's cases; a `file-...` id is left for the daemon to resolve."""
+    suite file) is read into the suite's cases; a `file-...` id is left for the daemon to resolve. A
+    `style_model` path (relative to the suite file) is read into the classifier's weights."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -76,4 +77,17 @@ def load_suite(path: str | Path) -> EvalSuite:
         except OSError as exc:
             raise SuiteFileError(f"{path}: dataset {dataset}: {exc.strerror}") from None
         suite = msgspec.structs.replace(suite, cases=suite.cases + parse_cases(data, str(dataset)), dataset=None)
+    if isinstance(suite.style_model, str):
+        suite = msgspec.structs.replace(suite, style_model=load_style_model(path.parent / suite.style_model, path))
     return suite
+
+
+def load_style_model(path: Path, suite_path: Path) -> StyleModel:
+    """A style classifier's weights from its JSON file; SuiteFileError names both files when it cannot be read."""
+    path = path.resolve()
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=StyleModel)
+    except OSError as exc:
+        raise SuiteFileError(f"{suite_path}: style_model {path}: {exc.strerror}") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise SuiteFileError(f"{suite_path}: style_model {path} is not a style classifier ({exc})") from None

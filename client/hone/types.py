@@ -137,6 +137,23 @@ class EvalSuite(msgspec.Struct, forbid_unknown_fields=True):
     attention_layer: int = -1
     """Which layer's attention the report draws (negative counts from the last)."""
     attention_head: int = 0
+    label_pattern: str | None = None
+    """A regex whose first group is the label that exact_match and macro_f1 compare, searched in each answer and
+    reference (e.g. "Intent: ([a-z_]+)" scores the label a longer answer starts with); no match is the empty
+    label, so a wrong one. None: the whole texts are compared."""
+    style_model: str | StyleModel | None = None
+    """The style_classifier metric's classifier: its weights, or (in a suite file) the path of a JSON file of
+    them relative to the suite file, which `hone` reads in before sending the suite."""
+
+
+class StyleModel(msgspec.Struct, forbid_unknown_fields=True):
+    """A logistic regression over all-MiniLM-L6-v2 sentence embeddings: P(house style) = sigmoid(w.x + b)."""
+
+    weights: list[float]
+    """One weight per embedding dimension (384)."""
+    bias: float
+    embedding: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
+    """The embedding the weights were fitted on; the only one honed computes."""
 
 
 class JudgeSpec(msgspec.Struct, forbid_unknown_fields=True):

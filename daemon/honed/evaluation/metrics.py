@@ -52,6 +52,28 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> list[f
     return [float(normalize_label(p) == normalize_label(r)) for p, r in zip(predictions, references)]
 
 
+# The metrics that compare labels: with a suite's label_pattern they compare the labels `extract_labels` finds.
+LABEL_METRICS = frozenset({"exact_match", "macro_f1"})
+
+
+def extract_labels(texts: Sequence[str], pattern: str) -> list[str]:
+    """The first group of the first match of `pattern` (a regex with at least one group) in each text, or ""
+    where it does not match, so a longer answer can be scored on the label it states ("Intent: refund_request
+    ..." -> "refund_request"). Raises ValueError for an invalid regex or one without a group."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"label_pattern {pattern!r} is not a valid regex: {error}") from None
+    if compiled.groups < 1:
+        raise ValueError(f"label_pattern {pattern!r} needs a group, e.g. 'Intent: (\\w+)': its first group is "
+                         "the label")
+    labels = []
+    for text in texts:
+        match = compiled.search(text)
+        labels.append((match.group(1) or "") if match else "")
+    return labels
+
+
 def contains_all(predictions: Sequence[str], keyword_lists: Sequence[Sequence[str]]) -> list[float]:
     """1.0 per example whose prediction contains every one of its keywords (case-insensitive substrings),
     else 0.0. An empty keyword list is trivially satisfied."""
@@ -230,6 +252,43 @@ def extract_code(text: str) -> str:
     return match.group(1) if match else text
 
 
+def python_syntax(predictions: Sequence[str]) -> list[float]:
+    """1.0 per prediction whose code (as `extract_code` finds it) compiles as a Python module, else 0.0.
+    Nothing is run."""
+    from honed.evaluation.sandbox import syntax_valid
+
+    return [float(syntax_valid(extract_code(p))) for p in predictions]
+
+
+# all-MiniLM-L6-v2's sentence embedding size: what a style classifier's weights must match.
+STYLE_EMBEDDING_DIM = 384
+
+
+def style_probabilities(vectors: np.ndarray, weights: Sequence[float], bias: float) -> list[float]:
+    """sigmoid(w.x + b) per row of `vectors`: a logistic regression's probability of the positive class."""
+    w = np.asarray(weights, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[1] != w.shape[0]:
+        raise ValueError(f"the style classifier has {w.shape[0]} weights but the embeddings have "
+                         f"{vectors.shape[-1]} dimensions")
+    logits = vectors.astype(np.float64) @ w + float(bias)
+    return [float(v) for v in 1.0 / (1.0 + np.exp(-np.clip(logits, -500, 500)))]
+
+
+def style_classifier(predictions: Sequence[str], weights: Sequence[float], bias: float) -> list[float]:
+    """Per prediction, the probability that it is written in the house style, from a logistic regression on
+    its all-MiniLM-L6-v2 embedding (weights fitted elsewhere, e.g. by a recipe's generate script). Raises
+    ValueError when the weights do not match the embedding, RuntimeError when the model is not installed."""
+    if isinstance(predictions, str):
+        raise ValueError("pass a list of texts, not a single string")
+    if len(weights) != STYLE_EMBEDDING_DIM:
+        raise ValueError(f"the style classifier needs {STYLE_EMBEDDING_DIM} weights (one per all-MiniLM-L6-v2 "
+                         f"dimension), got {len(weights)}")
+    # Imported on use: the embedding model brings torch and transformers.
+    from honed.evaluation.embedding import embed
+
+    return style_probabilities(embed(list(predictions)), weights, bias)
+
+
 def code_pass(predictions: Sequence[str], tests: Sequence[str]) -> list[float]:
     """1.0 per prediction whose code passes its tests, run in the isolated sandbox (see sandbox.py)."""
     from honed.evaluation.sandbox import run_python
@@ -250,6 +309,14 @@ METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in [
     MetricSpec("style_similarity", "per_example",
                "cosine similarity of prediction and reference sentence embeddings (all-MiniLM-L6-v2), "
                "clipped to [0, 1]"),
+    MetricSpec("python_syntax", "per_example", "the answer's code (first fenced block, else all of it) compiles "
+               "as Python", uses_references=False),
+    MetricSpec("style_classifier", "per_example",
+               "probability that the answer is in the house style, from a logistic regression on its "
+               "all-MiniLM-L6-v2 embedding (the required `model` option: weights and bias, the suite's "
+               "style_model)", options=("model",), uses_references=False),
+    MetricSpec("distinct_2", "corpus", "distinct word bigrams over all bigrams of all answers (diversity)",
+               uses_references=False),
     MetricSpec("chrf", "corpus", "corpus chrF in [0, 1]"),
     MetricSpec("bleu", "corpus", "corpus BLEU in [0, 1]"),
     MetricSpec("macro_f1", "corpus", "macro-averaged F1 over labels (optional `labels` option)",
@@ -262,6 +329,16 @@ def _style_similarity(predictions: Sequence[str], references: Sequence[str]) -> 
     from honed.evaluation.embedding import style_similarity
 
     return style_similarity(predictions, references)
+
+
+def _style_classifier(predictions: Sequence[str], options: dict[str, Any]) -> list[float]:
+    model = options.get("model")
+    if model is None:
+        raise ValueError("metric 'style_classifier' needs the option model=<weights and bias> (the suite's "
+                         "style_model)")
+    # A StyleModel from hone.types, or the same as a plain mapping.
+    weights, bias = (model["weights"], model["bias"]) if isinstance(model, dict) else (model.weights, model.bias)
+    return style_classifier(predictions, weights, bias)
 
 
 def _schema_option(options: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +354,9 @@ _SCORERS: dict[str, Callable[[Sequence[str], Any, dict[str, Any]], list[float] |
     "json_valid": lambda p, r, o: json_valid(p),
     "json_schema": lambda p, r, o: json_schema_match(p, _schema_option(o)),
     "code_pass": lambda p, r, o: code_pass(p, r),
+    "python_syntax": lambda p, r, o: python_syntax(p),
+    "style_classifier": lambda p, r, o: _style_classifier(p, o),
+    "distinct_2": lambda p, r, o: distinct_n(p, 2),
     "style_similarity": lambda p, r, o: _style_similarity(p, r),
     "chrf": lambda p, r, o: chrf(p, r),
     "bleu": lambda p, r, o: bleu(p, r),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from hone.suites import SuiteFileError, parse_cases
@@ -55,6 +57,8 @@ def validate_suite(suite: EvalSuite, param: str = "honed.eval") -> None:
             raise InvalidRequest(f"unknown metric '{name}'; known: {', '.join(known)}", param=f"{param}.metrics")
     if "json_schema" in suite.metrics and suite.json_schema is None:
         raise InvalidRequest("the json_schema metric needs the suite's json_schema", param=f"{param}.json_schema")
+    labels = _validate_label_pattern(suite, param)
+    _validate_style_model(suite, param)
     needs_reference = REFERENCE_METRICS & set(suite.metrics)
     for index, case in enumerate(suite.cases):
         where = f"{param}.cases[{index}]"
@@ -65,6 +69,9 @@ def validate_suite(suite: EvalSuite, param: str = "honed.eval") -> None:
         if needs_reference and case.reference is None:
             raise InvalidRequest(f"eval case {index} needs a reference for {', '.join(sorted(needs_reference))}",
                                  param=f"{where}.reference")
+        if labels is not None and case.reference is not None and not labels[index]:
+            raise InvalidRequest(f"eval case {index}'s reference has no label for label_pattern "
+                                 f"{suite.label_pattern!r}", param=f"{where}.reference")
         try:
             case_messages(suite, case)
         except KeyError as exc:
@@ -89,6 +96,35 @@ def validate_suite(suite: EvalSuite, param: str = "honed.eval") -> None:
                                  param=f"{param}.judge.base_url")
         if not 1 <= suite.judge.max_tokens <= 512:
             raise InvalidRequest("judge.max_tokens must be between 1 and 512", param=f"{param}.judge.max_tokens")
+
+
+def _validate_label_pattern(suite: EvalSuite, param: str) -> list[str] | None:
+    """The label_pattern's label of each case's reference when label metrics will use them, else None."""
+    if suite.label_pattern is None:
+        return None
+    try:
+        labels = metrics.extract_labels([case.reference or "" for case in suite.cases], suite.label_pattern)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param=f"{param}.label_pattern") from None
+    return labels if metrics.LABEL_METRICS & set(suite.metrics) else None
+
+
+def _validate_style_model(suite: EvalSuite, param: str) -> None:
+    if "style_classifier" not in suite.metrics:
+        return
+    where = f"{param}.style_model"
+    if suite.style_model is None:
+        raise InvalidRequest("the style_classifier metric needs the suite's style_model (weights and bias)",
+                             param=where)
+    if isinstance(suite.style_model, str):
+        raise InvalidRequest(f"style_model '{suite.style_model}' must be the classifier's weights and bias, not a "
+                             "path; `hone` reads a local path for you", param=where)
+    weights = suite.style_model.weights
+    if len(weights) != metrics.STYLE_EMBEDDING_DIM:
+        raise InvalidRequest(f"style_model has {len(weights)} weights; all-MiniLM-L6-v2 embeddings need "
+                             f"{metrics.STYLE_EMBEDDING_DIM}", param=f"{where}.weights")
+    if not all(math.isfinite(w) for w in [*weights, suite.style_model.bias]):
+        raise InvalidRequest("style_model's weights and bias must be finite numbers", param=where)
 
 
 def with_dataset_cases(suite: EvalSuite, read_file, param: str = "honed.eval") -> EvalSuite:
