@@ -106,6 +106,14 @@ def test_a_person_fine_tunes_watches_compares_votes_and_deploys_in_the_studio(da
     page.get_by_label("Checkpoint every (steps)").fill("8")
     page.get_by_label("LoRA dropout").fill("0")
     page.get_by_label("Eval suite (JSON, optional)").fill(json.dumps(SUITE))
+    expect(page.locator("#new-machine")).to_contain_text("This machine: cpu")
+    # the estimate before starting: time, memory, and what honed chose for the fields left empty
+    page.get_by_role("button", name="Estimate time and memory").click()
+    estimate = page.get_by_role("region", name="Estimate")
+    expect(estimate.get_by_role("heading")).to_contain_text(re.compile(r"About .+ and .+ peak memory"),
+                                                            timeout=120_000)
+    expect(estimate).to_contain_text("16 steps")  # 8 epochs x 8 examples / batch 4, known before training
+    expect(estimate.locator("td", has_text="gradient_checkpointing")).to_be_visible()
     shots(page, "2-new-fine-tune-form")
     page.get_by_role("button", name="Start fine-tune").click()
 

@@ -129,7 +129,7 @@ def measure(shape: ProbeShape) -> dict:
     decode, load_seconds = _decode_seconds_per_token(shape.model_dir)
     reset_peak()  # the decode model is gone: the peak that matters is training's
     long_len = max(16, shape.seq_len)
-    short_len = max(8, (long_len // 2) // 8 * 8)
+    short_len = max(8, (long_len // 4) // 8 * 8)  # cheap steps; far enough apart to fit a + b x tokens
     with tempfile.TemporaryDirectory(prefix="honed-probe-") as scratch:
         times, peak, setup = _step_times(shape, (short_len, long_len), Path(scratch))
     tokens_short, tokens_long = shape.micro_batch * short_len, shape.micro_batch * long_len

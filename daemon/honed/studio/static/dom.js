@@ -96,7 +96,8 @@ export function when(unixSeconds) {
 export function bytes(count) {
   if (count < 1024) return `${count} B`;
   if (count < 1024 ** 2) return `${(count / 1024).toFixed(1)} KB`;
-  return `${(count / 1024 ** 2).toFixed(1)} MB`;
+  if (count < 1024 ** 3) return `${(count / 1024 ** 2).toFixed(1)} MB`;
+  return `${(count / 1024 ** 3).toFixed(1)} GB`;
 }
 
 /** A button that disables itself while its async action runs and shows the API's message if it fails. */

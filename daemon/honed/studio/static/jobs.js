@@ -16,7 +16,9 @@ export function changeClass(metric, difference) {
 
 export function method(job) {
   const options = job.honed || {};
-  return options.adapter === "full" ? "Full" : `LoRA r${options.lora_rank ?? 16}`;
+  if (options.adapter === "full") return "Full";
+  if (!options.adapter) return "auto";  // chosen by honed when the job starts
+  return `${options.adapter === "qlora" ? "QLoRA" : "LoRA"} r${options.lora_rank ?? 16}`;
 }
 
 /** The last path component of a local model directory; other names as they are. */

@@ -20,7 +20,8 @@ export async function render(main, { params, signal }) {
   const status = h("select", { id: "filter-status" }, ["all", "running", "queued", "paused", "succeeded", "failed",
     "cancelled"].map((s) => h("option", { value: s }, s === "all" ? "All statuses" : s)));
   const methodFilter = h("select", { id: "filter-method" },
-    h("option", { value: "all" }, "LoRA and full"), h("option", { value: "LoRA" }, "LoRA"), h("option", { value: "Full" }, "Full"));
+    h("option", { value: "all" }, "All methods"), h("option", { value: "LoRA" }, "LoRA"),
+    h("option", { value: "QLoRA" }, "QLoRA"), h("option", { value: "Full" }, "Full"));
   const search = h("input", { type: "search", id: "filter-text", placeholder: "model, suffix, id, file" });
   const compare = h("button", { type: "button", disabled: true }, "Compare selected");
   const count = h("p", { class: "muted", "aria-live": "polite" });

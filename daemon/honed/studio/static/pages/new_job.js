@@ -1,12 +1,13 @@
-// The "new fine-tune" form: POST /v1/fine_tuning/jobs. Empty fields are left out of the request, so the
-// daemon's own defaults apply; the placeholders show what those are.
+// The "new fine-tune" form: POST /v1/fine_tuning/jobs, and POST /v1/estimate for the time and memory the job
+// would take here before it starts. Empty fields are left out of the request, so the daemon chooses them for
+// this machine (the estimate shows each choice and why); the placeholders say what they default to.
 
 import { get, post, upload } from "../api.js";
-import { errorBox, field, fill, h } from "../dom.js";
+import { bytes, duration, errorBox, field, fill, h, table } from "../dom.js";
 import { go } from "../nav.js";
 
 // honed's defaults, for display only (hone.types.HonedOptions and honed.jobs.spec are the truth).
-const DEFAULTS = { n_epochs: 3, lora_rank: 16, max_seq_len: 512, checkpoint_interval: 50, lora_dropout: 0.05,
+const DEFAULTS = { n_epochs: 3, lora_rank: 16, max_seq_len: "auto (the longest example)", checkpoint_interval: 50, lora_dropout: 0.05,
   warmup_ratio: 0.05, learning_rate: { lora: "2e-4", full: "2e-5" } };
 export const MODEL_STORAGE = "honed.baseModel";
 
@@ -32,7 +33,9 @@ export async function newJobForm({ signal, file }) {
   const validation = h("select", { name: "validation_file", id: "new-validation_file" }, fileOptions("none", null));
   const model = input("model", { required: true, list: "new-models", autocomplete: "off", spellcheck: "false",
     value: localStorage.getItem(MODEL_STORAGE) || models[0]?.id || "" });
-  const lora = input("adapter", { type: "radio", value: "lora", checked: true });
+  const auto = input("adapter", { type: "radio", value: "", checked: true, id: "new-adapter-auto" });
+  const lora = input("adapter", { type: "radio", value: "lora", id: "new-adapter-lora" });
+  const qlora = input("adapter", { type: "radio", value: "qlora", id: "new-adapter-qlora" });
   const full = input("adapter", { type: "radio", value: "full", id: "new-adapter-full" });
   const rank = numberInput("lora_rank", `${DEFAULTS.lora_rank}`, { step: "1", min: "1", inputmode: "numeric" });
   const learningRate = numberInput("learning_rate", `${DEFAULTS.learning_rate.lora} (LoRA)`);
@@ -40,23 +43,29 @@ export async function newJobForm({ signal, file }) {
     rank.disabled = full.checked;
     learningRate.placeholder = full.checked ? `${DEFAULTS.learning_rate.full} (full)` : `${DEFAULTS.learning_rate.lora} (LoRA)`;
   };
-  lora.addEventListener("change", syncMethod);
-  full.addEventListener("change", syncMethod);
+  for (const radio of [auto, lora, qlora, full]) radio.addEventListener("change", syncMethod);
   const suite = h("textarea", { name: "eval", id: "new-eval", rows: "4", spellcheck: "false",
     placeholder: '{"name": "support", "metrics": ["contains_all"], "cases": [{"prompt": "…", "keywords": ["…"]}]}' });
   const message = h("div", { "aria-live": "polite" });
+  const estimateBox = h("div", { "aria-live": "polite", class: "estimate" });
   const submit = h("button", { class: "primary" }, "Start fine-tune");
+  const estimateButton = h("button", { type: "button" }, "Estimate time and memory");
+  const machine = h("p", { class: "muted", id: "new-machine" });
+  get("v1/hardware", {}, signal).then((hw) => fill(machine, describeMachine(hw))).catch(() => {});
 
   const form = h("form", { class: "stack card", "aria-labelledby": "new-job-title", novalidate: true },
     h("h2", { id: "new-job-title" }, "New fine-tune"),
-    h("p", { class: "muted" }, "Empty fields use honed's defaults, shown in grey."),
+    h("p", { class: "muted" }, "Empty fields are chosen by honed for this machine; defaults are shown in grey."),
+    machine,
     h("div", { class: "grid" },
       field("Training data", training, "A file uploaded on the Datasets page…"),
       field("…or upload one now", trainingUpload),
       field("Validation data (optional)", validation),
       h("div", { class: "span2" }, field("Base model", model, "A bundled id or a local model directory")),
-      h("fieldset", { class: "field" }, h("legend", {}, "Method"),
+      h("fieldset", { class: "field span2" }, h("legend", {}, "Method"),
+        h("label", { class: "inline" }, auto, " Chosen for this machine"),
         h("label", { class: "inline" }, lora, " LoRA adapter"),
+        h("label", { class: "inline" }, qlora, " QLoRA (4-bit base, MLX engine)"),
         h("label", { class: "inline" }, full, " Full fine-tune"))),
     h("div", { class: "grid" },
       field("Epochs", numberInput("n_epochs", `auto (${DEFAULTS.n_epochs})`, { step: "1", min: "1", inputmode: "numeric" })),
@@ -77,9 +86,23 @@ export async function newJobForm({ signal, file }) {
         field("Warm-up ratio", numberInput("warmup_ratio", `${DEFAULTS.warmup_ratio}`)),
         h("label", { class: "inline" }, input("packing", { type: "checkbox" }), " Pack short examples together")),
       field("Eval suite (JSON, optional)", suite, "Measured on the base model before training and on the tuned model after")),
+    estimateBox,
     message,
-    h("div", { class: "row" }, submit));
+    h("div", { class: "row" }, estimateButton, submit));
   syncMethod();
+
+  estimateButton.addEventListener("click", async () => {
+    estimateButton.disabled = true;
+    fill(estimateBox, h("p", { class: "muted" }, "Estimating… the first job of a kind measures a few real steps."));
+    try {
+      const body = await request(form, training, trainingUpload, signal);
+      fill(estimateBox, estimateCard(await post("v1/estimate", body, signal)));
+    } catch (error) {
+      if (error.name !== "AbortError") fill(estimateBox, errorBox(error));
+    } finally {
+      estimateButton.disabled = false;
+    }
+  });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -109,17 +132,22 @@ async function request(form, training, trainingUpload, signal) {
     const data = new FormData();
     data.append("file", trainingUpload.files[0]);
     data.append("purpose", "fine-tune");
-    trainingFile = (await upload("v1/files", data, signal)).id;
+    const uploaded = await upload("v1/files", data, signal);
+    trainingFile = uploaded.id;
+    // chosen from now on: estimating and then starting must not upload the file twice
+    training.append(h("option", { value: uploaded.id, title: uploaded.id }, `${uploaded.filename} · ${uploaded.examples ?? "?"} examples`));
+    training.value = uploaded.id;
+    trainingUpload.value = "";
   }
   if (!trainingFile) throw new Error("Choose the training data: an uploaded file, or a file to upload.");
   if (!text("model")) throw new Error("Name the base model to fine-tune.");
-  const adapter = text("adapter") || "lora";
-  const honed = { adapter };
+  const adapter = text("adapter");  // "": honed chooses
+  const honed = adapter ? { adapter } : {};
   for (const name of ["learning_rate", "max_steps", "max_seq_len", "checkpoint_interval", "eval_interval",
     "lora_dropout", "warmup_ratio"]) {
     if (numeric(name) !== undefined) honed[name] = numeric(name);
   }
-  if (adapter === "lora" && numeric("lora_rank") !== undefined) honed.lora_rank = numeric("lora_rank");
+  if (adapter !== "full" && numeric("lora_rank") !== undefined) honed.lora_rank = numeric("lora_rank");
   if (values.get("packing")) honed.packing = true;
   if (text("eval")) {
     try {
@@ -134,4 +162,22 @@ async function request(form, training, trainingUpload, signal) {
   }
   return { model: text("model"), training_file: trainingFile, validation_file: text("validation_file") || undefined,
     suffix: text("suffix") || undefined, hyperparameters, honed };
+}
+
+function describeMachine(hw) {
+  const memory = hw.unified_memory ? `${bytes(hw.memory_bytes)} unified` : `${bytes(hw.memory_bytes)} RAM`;
+  const gpu = hw.accelerator_memory_bytes ? `, ${bytes(hw.accelerator_memory_bytes)} GPU` : "";
+  return `This machine: ${hw.device} (${hw.device_name}), ${hw.cpu_cores} cores, ${memory}${gpu}` +
+    `${hw.bf16 ? ", bf16" : ""}; engine ${hw.default_engine}.`;
+}
+
+function estimateCard(found) {
+  return h("section", { class: "card stack", "aria-label": "Estimate" },
+    h("h3", {}, `About ${duration(found.total_seconds)} and ${bytes(found.peak_memory_bytes)} peak memory`),
+    h("p", { class: "muted" },
+      `${found.steps} steps (${found.trained_tokens.toLocaleString()} tokens) on ${found.device} with ${found.engine}: ` +
+      `training ${duration(found.train_seconds)}, evaluation ${duration(found.eval_seconds)}.`),
+    found.choices.length ? table("Chosen for this machine", ["setting", "value", "why"], found.choices.map((c) =>
+      h("tr", {}, h("td", {}, c.field), h("td", {}, String(c.value)), h("td", {}, c.reason)))) : null,
+    found.warnings.map((w) => h("p", { class: "muted" }, w)));
 }
