@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import os
+
+# As honed's own processes do (honed.cli): tests share 2 cores with the daemons they start, and spinning
+# OpenMP threads slow everything sharing them by an order of magnitude. Set before anything loads torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import json  # noqa: E402
 import shutil
 import socket
 import subprocess

@@ -118,6 +118,11 @@ def main() -> None:
     # Loaders' tqdm bars only clutter the daemon's and worker's logs. transformers and huggingface_hub read
     # this when they are first imported, so setting it here costs nothing (importing transformers would).
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # OpenMP threads that spin while they wait are quick on an idle machine and ruinous on a busy one: with
+    # another program on the 2 cores here, one batch-of-8 forward pass of SmolLM2 took 3.7 s spinning and
+    # 0.29 s with passive waiting. honed works beside the person's own programs, so its threads sleep instead.
+    # (libgomp reads this when torch loads it, which is after this line in every honed process and child.)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @main.command()
