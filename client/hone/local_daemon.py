@@ -59,7 +59,8 @@ class LocalDaemon:
         raise RuntimeError(f"honed did not answer within {timeout:.0f} s; see {log.name}")
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the daemon's process group (API and worker), SIGKILL what is left after `timeout`."""
+        """SIGTERM the daemon, which stops its worker gracefully (a running job checkpoints and is requeued);
+        SIGKILL it after `timeout` (its worker, in a process group of its own, then exits within a second)."""
         if self.process is None or self.process.poll() is not None:
             return
         try:
