@@ -447,6 +447,56 @@ def _print_eval(run: Any) -> None:
         console.print(f"LLM judge: {run.judge['summary']}", highlight=False)
 
 
+# --------------------------------------------------------------------------------------------- recipes
+
+
+@main.group()
+def recipe() -> None:
+    """Ready-made tasks (data, settings, eval suite): list them, or fine-tune and measure one end to end."""
+
+
+def _load_recipe(name: str) -> Any:
+    from hone.recipes import RecipeError, load_recipe
+
+    try:
+        return load_recipe(name)
+    except RecipeError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+
+
+@recipe.command("list")
+def recipe_list() -> None:
+    """The bundled recipes, with their base model and primary metric."""
+    from hone.recipes import list_recipes
+
+    table = Table("name", "primary metric", "base model", "what")
+    for found in list_recipes():
+        table.add_row(found.name, found.primary_metric, found.base_model, found.description)
+    console.print(table)
+
+
+@recipe.command("run")
+@click.argument("name")
+@click.option("--model", default=None, help="The base model to fine-tune (default: the recipe's).")
+@click.option("--subset", type=int, default=None,
+              help="A quick run: train on the first N examples and test on the first N // 2 cases.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the report (default: here).")
+@click.pass_context
+def recipe_run(ctx: click.Context, name: str, model: str | None, subset: int | None, output: Path | None) -> None:
+    """Run recipe NAME (or a recipe folder): baseline eval, fine-tune, final eval, before/after table, report."""
+    from hone.recipes import RecipeError, run_recipe
+
+    found = _load_recipe(name)
+    try:
+        status = run_recipe(_client(ctx), found, model, subset, output or Path.cwd(), console)
+    except RecipeError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    sys.exit(status)
+
+
 # ----------------------------------------------------------------------------------------------- chat
 
 
