@@ -11,10 +11,12 @@ from honed.jobs.busy import BusyGate, OtherLoad
 
 def test_other_programs_count_and_our_own_work_does_not():
     load = OtherLoad()
+    time.sleep(1.0)
+    idle = load.sample()  # whatever else runs on the machine now
     until = time.monotonic() + 1.0
     while time.monotonic() < until:  # this process keeps a core busy itself
         pass
-    assert load.sample() < 0.35
+    assert load.sample() < idle + 0.25  # a whole core of our own would be +0.5 on 2 cores if it counted
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
         time.sleep(1.5)
