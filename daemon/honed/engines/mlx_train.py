@@ -31,8 +31,8 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from honed.data.tokenize import IGNORE, TokenizedExample
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
 from honed.engines.mlx_convert import MLX_WEIGHTS, mlx_to_peft, write_mlx_config
-from honed.engines.schedule import (PAD_MULTIPLE, StepReport, labelled_count, lr_factor, micro_batches, step_stream,
-                                    validation_losses)
+from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, finish_run, labelled_count, lr_factor,
+                                    micro_batches, step_stream)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
@@ -320,8 +320,6 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     lengths = [len(e.input_ids) for e in train_set]
     report = StepReport(config, callbacks.event, total_steps, warmup_steps, trained_tokens)
     step, stopped = start_step, None
-    eval_interval = config.eval_interval or config.checkpoint_interval
-
     def validate(at_step: int) -> dict[str, Any]:
         """Validation loss as one eval event. No probe: it runs torch models; the worker's final evaluation
         runs on the converted adapter instead."""
@@ -362,21 +360,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         # what torch reports: the rate the schedule has moved on to, after this step
         report.step(step, epoch, value, correct, labelled, tokens, lambda: {
             "learning_rate": config.learning_rate * schedule(step), "grad_norm": grad_norm.item(), **memory_usage()})
-        at_checkpoint = step % config.checkpoint_interval == 0 and step < total_steps
-        if at_checkpoint or (step % eval_interval == 0 and step < total_steps):
-            validated = validate(step)  # checkpoints always carry their validation loss
-            if at_checkpoint:
-                save_checkpoint(step, {"step": step, "train_loss": value, **validation_losses(validated)})
+        at_step_end(step, total_steps, value, config, validate, save_checkpoint)
 
-    if stopped is not None:
-        if stopped != "cancelled" and step > start_step and step % config.checkpoint_interval != 0:
-            # paused (or stopped for the daemon): keep every finished step so resuming redoes none
-            save_checkpoint(step, {"step": step, "train_loss": report.last_loss})
-        return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, checkpoints_dir, stopped)
-
-    save_checkpoint(step, {"step": step, "train_loss": report.last_loss, **validation_losses(validate(step))})
-    final_dir = config.output_dir / ("model" if config.adapter == "full" else "adapter")
-    shutil.rmtree(final_dir, ignore_errors=True)
-    shutil.copytree(checkpoints_dir / f"step-{step}", final_dir,
-                    ignore=shutil.ignore_patterns(STATE_FILE, OPTIMIZER_FILE))
-    return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, final_dir)
+    return finish_run(config, step, start_step, total_steps, stopped, report, validate, save_checkpoint,
+                      (STATE_FILE, OPTIMIZER_FILE))

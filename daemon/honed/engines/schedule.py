@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from honed.data.tokenize import IGNORE, TokenizedExample
-from honed.engines.base import TrainConfig
+from honed.engines.base import TrainConfig, TrainResult
 
 PAD_MULTIPLE = 8
 """Batches are padded to a multiple of this many tokens (friendlier matrix shapes, fewer distinct shapes)."""
@@ -137,3 +138,32 @@ class StepReport:
             "eta_s": elapsed / self.steps_this_run * (self.total_steps - step), **measure(),
         })
         self._window_loss, self._window_steps, self._window_tokens, self._window_started = 0.0, 0, 0, now
+
+
+def at_step_end(step: int, total_steps: int, value: float, config: TrainConfig, validate: Callable[[int], dict],
+                save_checkpoint: Callable[[int, dict], None]) -> None:
+    """Validate and checkpoint when the step is due (the last step is the caller's: see finish_run)."""
+    eval_interval = config.eval_interval or config.checkpoint_interval
+    at_checkpoint = step % config.checkpoint_interval == 0 and step < total_steps
+    if at_checkpoint or (step % eval_interval == 0 and step < total_steps):
+        validated = validate(step)  # checkpoints always carry their validation loss
+        if at_checkpoint:
+            save_checkpoint(step, {"step": step, "train_loss": value, **validation_losses(validated)})
+
+
+def finish_run(config: TrainConfig, step: int, start_step: int, total_steps: int, stopped: str | None,
+               report: StepReport, validate: Callable[[int], dict], save_checkpoint: Callable[[int, dict], None],
+               state_files: tuple[str, ...]) -> TrainResult:
+    """End a run: a stopped one keeps a checkpoint of every finished step (unless cancelled); a finished one is
+    validated, checkpointed, and copied to the job's final adapter/ (or model/) without the resume state."""
+    checkpoints_dir = config.output_dir / "checkpoints"
+    if stopped is not None:
+        if stopped != "cancelled" and step > start_step and step % config.checkpoint_interval != 0:
+            # paused (or stopped for the daemon): keep every finished step so resuming redoes none
+            save_checkpoint(step, {"step": step, "train_loss": report.last_loss})
+        return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, checkpoints_dir, stopped)
+    save_checkpoint(step, {"step": step, "train_loss": report.last_loss, **validation_losses(validate(step))})
+    final_dir = config.output_dir / ("model" if config.adapter == "full" else "adapter")
+    shutil.rmtree(final_dir, ignore_errors=True)
+    shutil.copytree(checkpoints_dir / f"step-{step}", final_dir, ignore=shutil.ignore_patterns(*state_files))
+    return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, final_dir)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 from honed.data.tokenize import IGNORE, TokenizedExample, pack_examples
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
-from honed.engines.schedule import (PAD_MULTIPLE, StepReport, labelled_count, lr_factor, micro_batches, step_stream,
-                                    validation_losses)
+from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, finish_run, labelled_count, lr_factor,
+                                    micro_batches, step_stream)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
@@ -246,8 +246,6 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     report = StepReport(config, callbacks.event, total_steps, warmup_steps, trained_tokens)
     step, stopped = start_step, None
 
-    eval_interval = config.eval_interval or config.checkpoint_interval
-
     def validate(at_step: int) -> dict[str, Any]:
         """Validation loss and the probe's task metric on the live model, announced as one eval event."""
         if not valid_set and callbacks.probe is None:
@@ -305,20 +303,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         step = step_index + 1
         report.step(step, epoch, value, correct, labelled, tokens, lambda: {
             "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm, **memory_usage(device)})
-        at_checkpoint = step % config.checkpoint_interval == 0 and step < total_steps
-        if at_checkpoint or (step % eval_interval == 0 and step < total_steps):
-            validated = validate(step)  # checkpoints always carry their validation loss
-            if at_checkpoint:
-                save_checkpoint(step, {"step": step, "train_loss": value, **validation_losses(validated)})
+        at_step_end(step, total_steps, value, config, validate, save_checkpoint)
 
-    if stopped is not None:
-        if stopped != "cancelled" and step > start_step and step % config.checkpoint_interval != 0:
-            # paused (or stopped for the daemon): keep every finished step so resuming redoes none
-            save_checkpoint(step, {"step": step, "train_loss": report.last_loss})
-        return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, checkpoints_dir, stopped)
-
-    save_checkpoint(step, {"step": step, "train_loss": report.last_loss, **validation_losses(validate(step))})
-    final_dir = config.output_dir / ("model" if config.adapter == "full" else "adapter")
-    shutil.rmtree(final_dir, ignore_errors=True)
-    shutil.copytree(checkpoints_dir / f"step-{step}", final_dir, ignore=shutil.ignore_patterns(STATE_FILE))
-    return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, final_dir)
+    return finish_run(config, step, start_step, total_steps, stopped, report, validate, save_checkpoint,
+                      (STATE_FILE,))
