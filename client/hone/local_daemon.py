@@ -30,9 +30,10 @@ class LocalDaemon:
     """`honed serve` as a child process in its own session, logging to HONED_HOME/logs/daemon.log."""
 
     def __init__(self, home: Path, port: int, redis_url: str | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
         self.home, self.port, self.redis_url = Path(home), port, redis_url
         self.extra_env = env or {}
+        self.extra_args = args or []
         self.process: subprocess.Popen | None = None
 
     @property
@@ -45,6 +46,7 @@ class LocalDaemon:
         command = [sys.executable, "-m", "honed", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.redis_url:
             command += ["--redis", self.redis_url]
+        command += self.extra_args
         log = open(self.home / "logs" / "daemon.log", "ab")
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)

@@ -13,7 +13,8 @@ import time
 import click
 
 from honed.config import Settings, load_settings
-from honed.errors import HonedError, IllegalTransition
+from honed.errors import HonedError
+from honed.jobs.lifecycle import announce_shutdown, requeue_running
 from honed.jobs.store import Store
 
 log = logging.getLogger("honed")
@@ -82,7 +83,7 @@ class WorkerSupervisor:
         stopped: set[str] = set()
         deadline = time.monotonic() + self.stop_timeout
         while True:
-            stopped |= self._requeue_running()  # each round: the consumer may have claimed a job as it stopped
+            stopped |= requeue_running(self.store)  # each round: the consumer may have claimed a job as it stopped
             try:
                 process.wait(timeout=0.2)
                 break
@@ -92,24 +93,7 @@ class WorkerSupervisor:
                     process.kill()
                     process.wait()
                     break
-        for job_id in sorted(stopped):
-            checkpoints = self.store.checkpoints(job_id)
-            step = checkpoints[0].step if checkpoints else None
-            where = f"checkpoint at step {step}" if step is not None else "no checkpoint yet"
-            self.store.append_event(job_id, "log", f"Daemon shutting down: {where}; the job resumes when honed "
-                                    "starts again", {"reason": "shutdown", "step": step})
-
-    def _requeue_running(self) -> set[str]:
-        """Put running jobs back to queued (the one worker per store runs them all); returns their ids."""
-        requeued = set()
-        for job in self.store.list_jobs(limit=10_000, statuses={"running"}):
-            try:
-                self.store.transition(job.id, "queued", expect={"running"},
-                                      message="Daemon shutting down: the job stops after its current step")
-                requeued.add(job.id)
-            except IllegalTransition:  # it ended or was paused meanwhile
-                pass
-        return requeued
+        announce_shutdown(self.store, stopped)
 
 
 @click.group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import psutil
@@ -65,4 +66,38 @@ def test_sigterm_finishes_the_step_checkpoints_it_and_the_job_resumes_there_afte
                    for e in store.events_of_type(job_id, "log"))
     finally:
         second.stop()
+        store.close()
+
+
+def test_a_worker_run_on_its_own_stops_as_gracefully_and_the_next_worker_resumes(honed_home, tiny_model, tmp_path):
+    """`honed worker` as its own service (API elsewhere): SIGTERM requeues its job after a checkpointed step."""
+    api = LocalDaemon(honed_home, free_port(), args=["--no-worker"]).start()
+    env = {**os.environ, "HONED_HOME": str(honed_home)}
+    env.pop("HONED_SUPERVISOR_PID", None)
+    log = open(honed_home / "logs" / "worker.log", "ab")
+
+    def start_worker() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "honed", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    store = Store(honed_home / "honed.db")
+    worker = start_worker()
+    try:
+        with Client(api.base_url) as client:
+            job_id = run_secret_job(client, tiny_model, tmp_path, epochs=15, checkpoint_interval=1000)
+            wait_for_steps(store, job_id, 3)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
+            last_step = store.events_of_type(job_id, "metrics")[-1].data["step"]
+            assert store.get_job(job_id).status == "queued"
+            assert [c.step for c in store.checkpoints(job_id)] == [last_step]
+            assert store.latest_event(job_id, "log").message.startswith(f"Daemon shutting down: checkpoint at step {last_step}")
+            worker = start_worker()
+            job = client.fine_tuning.jobs.wait(job_id, poll=0.5, timeout=120)
+        assert job.status == "succeeded", job.error
+        steps = [e.data["step"] for e in store.events_of_type(job_id, "metrics")]
+        assert steps == list(range(1, steps[-1] + 1))  # every step once: none redone, none skipped
+    finally:
+        worker.kill()
+        worker.wait()
+        api.stop()
         store.close()

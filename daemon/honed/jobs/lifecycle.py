@@ -30,3 +30,27 @@ def fail(store: Store, job_id: str, exc: BaseException, code: str, what: str) ->
                          error={"code": code, "message": message, "param": None})
     except IllegalTransition:  # it was cancelled meanwhile: the cancel stands
         pass
+
+
+def requeue_running(store: Store) -> set[str]:
+    """Put running jobs back to queued (one worker per store runs them all), so each training loop sees its job
+    is no longer running before its next step, checkpoints the step it finished, and returns. Their ids."""
+    requeued = set()
+    for job in store.list_jobs(limit=10_000, statuses={"running"}):
+        try:
+            store.transition(job.id, "queued", expect={"running"},
+                             message="Daemon shutting down: the job stops after its current step")
+            requeued.add(job.id)
+        except IllegalTransition:  # it ended or was paused meanwhile
+            pass
+    return requeued
+
+
+def announce_shutdown(store: Store, job_ids: set[str]) -> None:
+    """Say where each stopped job will resume."""
+    for job_id in sorted(job_ids):
+        checkpoints = store.checkpoints(job_id)
+        step = checkpoints[0].step if checkpoints else None
+        where = f"checkpoint at step {step}" if step is not None else "no checkpoint yet"
+        store.append_event(job_id, "log", f"Daemon shutting down: {where}; the job resumes when honed starts again",
+                           {"reason": "shutdown", "step": step})

@@ -10,10 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from huey import Huey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer
 
 from honed.config import Settings
 
 QUEUE_NAME = "honed"
+
+
+class JobConsumer(Consumer):
+    """huey's consumer, stopping honed's way: SIGTERM (what systemd and launchd send) is as graceful as SIGINT,
+    and `before_stop` first tells the running job to stop after its current step, so the worker exits once
+    that step is checkpointed instead of killing it mid-step or finishing the whole job."""
+
+    def __init__(self, huey: Huey, before_stop: Callable[[], None], **options) -> None:
+        super().__init__(huey, **options)
+        self._before_stop = before_stop
+
+    def stop(self, graceful: bool = False) -> None:
+        self._before_stop()
+        super().stop(graceful=True)
 
 
 class JobQueue:
@@ -40,7 +55,7 @@ class JobQueue:
     def depth(self) -> int:
         return self.huey.pending_count()
 
-    def consumer(self):
-        """A Huey consumer running one job at a time (training wants every core it can get)."""
-        return self.huey.create_consumer(workers=1, worker_type="thread", periodic=False, initial_delay=0.1,
-                                         max_delay=0.5, check_worker_health=True)
+    def consumer(self, before_stop: Callable[[], None] = lambda: None) -> JobConsumer:
+        """A consumer running one job at a time (training wants every core it can get)."""
+        return JobConsumer(self.huey, before_stop, workers=1, worker_type="thread", periodic=False,
+                           initial_delay=0.1, max_delay=0.5, check_worker_health=True)

@@ -25,7 +25,7 @@ from honed.engines.base import TrainCallbacks, TrainConfig
 from honed.errors import HonedError, IllegalTransition
 from honed.jobs.busy import BusyGate
 from honed.jobs.job_evaluation import JobEvaluation, JobStopped, record_validation
-from honed.jobs.lifecycle import claim, fail
+from honed.jobs.lifecycle import announce_shutdown, claim, fail, requeue_running
 from honed.jobs.queue import JobQueue
 from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
 from honed.jobs.store import CheckpointRow, Store
@@ -230,4 +230,16 @@ def worker_main(settings: Settings | None = None) -> None:
 
     queue = JobQueue(settings, run_job)
     log.info("worker consuming the %s queue (nice %d)", queue.backend, os.nice(0))
-    queue.consumer().run()
+    # Started by `honed serve`, the supervisor requeues the running job and says so; started alone (a unit of
+    # its own, a terminal), the worker does it itself when told to stop.
+    supervised = bool(os.environ.get("HONED_SUPERVISOR_PID"))
+    stopped: set[str] = set()
+
+    def before_stop() -> None:
+        if not supervised:
+            stopped.update(requeue_running(store))
+
+    queue.consumer(before_stop).run()
+    for job_id in stopped:  # the next worker finds it on the queue (a restarted `honed serve` would requeue it too)
+        queue.enqueue(job_id)
+    announce_shutdown(store, stopped)
