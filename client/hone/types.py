@@ -708,7 +708,8 @@ class EstimateProbe(msgspec.Struct):
     """Per optimizer micro-step time that does not depend on tokens (a in a + b x tokens)."""
     step_seconds_per_token: float
     forward_seconds_per_token: float
-    decode_seconds_per_token: float
+    decode_seconds_per_step: float
+    """One step of greedy decoding for a batch of evaluation answers (they are generated 8 at a time)."""
     load_seconds: float
     peak_memory_bytes: int
     device_peak_memory_bytes: int | None = None

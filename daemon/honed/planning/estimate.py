@@ -14,7 +14,7 @@ from hone.types import Estimate, EstimateProbe, HonedOptions, PlanChoice
 from honed.data.tokenize import TokenizedExample, pack_examples
 from honed.planning.probe import ProbeShape
 
-SEQ_BUCKET = 64
+SEQ_BUCKET = 32
 """Probes are measured at the widest batch rounded up to this, so similar jobs share a cached probe."""
 
 
@@ -62,29 +62,30 @@ def validation_points(total_steps: int, options: HonedOptions) -> int:
 
 
 def estimate(*, model: str, engine: str, device: str, options: HonedOptions, steps: list[list[int]],
-             train: list[TokenizedExample], valid: list[TokenizedExample], probe: EstimateProbe,
+             valid: list[TokenizedExample], probe: EstimateProbe,
              choices: list[PlanChoice], samples: bool) -> Estimate:
     """Price the schedule with the probe. `samples`: a sample answer is generated at each validation point."""
     micro_steps = sum(len(s) for s in steps)
     tokens = sum(sum(s) for s in steps)
     train_seconds = probe.load_seconds + micro_steps * probe.step_seconds_fixed + tokens * probe.step_seconds_per_token
-    # answers tend toward the training answers' length; max_tokens caps them
-    answer = sum(e.trained_tokens for e in train) / max(1, len(train))
-    points = validation_points(len(steps), options)
-    valid_tokens = sum(padded(len(e.input_ids)) for e in valid)
+    # A batch of answers decodes until its longest one stops, and one of 8 almost always runs to max_tokens
+    # (an untuned base rambles): price every batch at its cap.
+    from honed.evaluation.runner import EVAL_BATCH
     from honed.jobs.job_evaluation import SAMPLE_TOKENS
 
-    live = 0.0
+    points = validation_points(len(steps), options)
+    valid_tokens = sum(padded(len(e.input_ids)) for e in valid)
     suite = options.eval
+    live = 0
     if suite is not None and options.eval_live_cases:
-        live = min(options.eval_live_cases, len(suite.cases)) * min(answer, suite.max_tokens)
+        live = math.ceil(min(options.eval_live_cases, len(suite.cases)) / EVAL_BATCH) * suite.max_tokens
     elif samples:
-        live = min(answer, SAMPLE_TOKENS)
-    train_seconds += points * (valid_tokens * probe.forward_seconds_per_token + live * probe.decode_seconds_per_token)
+        live = SAMPLE_TOKENS
+    train_seconds += points * (valid_tokens * probe.forward_seconds_per_token + live * probe.decode_seconds_per_step)
     eval_seconds = 0.0
     suites = ([suite] if suite is not None else []) + list(options.guards)
-    for each in suites:  # baseline and final: every case generated once each, plus loading the model twice
-        eval_seconds += 2 * len(each.cases) * min(answer, each.max_tokens) * probe.decode_seconds_per_token
+    for each in suites:  # baseline and final: every case answered once each, plus loading the model twice
+        eval_seconds += 2 * math.ceil(len(each.cases) / EVAL_BATCH) * each.max_tokens * probe.decode_seconds_per_step
     if suites:
         eval_seconds += 2 * probe.load_seconds
     warnings = []

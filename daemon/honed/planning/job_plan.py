@@ -50,5 +50,5 @@ def estimate_job(settings: Settings, job: JobPlan, model_dir: Path, model: str) 
     shape = probe_shape(model_dir, job.plan.engine, options, steps, spec.batch_size, job.train.examples)
     measured = probe(shape, settings.probe_cache_dir or settings.home / "cache" / "probes", nice=settings.worker_nice)
     return estimate(model=model, engine=job.plan.engine, device=detect().device, options=options, steps=steps,
-                    train=job.train.examples, valid=job.valid.examples if job.valid else [], probe=measured,
+                    valid=job.valid.examples if job.valid else [], probe=measured,
                     choices=job.plan.choices, samples=job.train.first_prompt is not None)

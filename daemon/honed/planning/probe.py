@@ -26,6 +26,8 @@ from honed.errors import HonedError
 TIMED_STEPS = 2
 """Steps timed per shape, after one warm-up step (allocations, kernel selection)."""
 DECODE_TOKENS = 12
+PROBE_VERSION = 2
+"""Part of the cache key: a probe that measures differently must not reuse an older one's numbers."""
 
 
 class ProbeShape(msgspec.Struct, frozen=True):
@@ -47,7 +49,8 @@ class ProbeShape(msgspec.Struct, frozen=True):
 
         machine = [platform.node(), platform.machine(), platform.processor(), os.cpu_count(), torch.__version__,
                    torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""]
-        return hashlib.sha256(json.dumps([machine, msgspec.to_builtins(self)], sort_keys=True).encode()).hexdigest()[:24]
+        key = [PROBE_VERSION, machine, msgspec.to_builtins(self)]
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def _examples(vocab: int, rows: int, length: int, label_fraction: float, seed: int):
@@ -100,23 +103,40 @@ def _step_times(shape: ProbeShape, lengths: tuple[int, int], out: Path) -> tuple
     return times, max(m[2] for m in marks), ready[0] if ready else 0.0
 
 
-def _decode_seconds_per_token(model_dir: str) -> tuple[float, float]:
-    """(seconds per generated token, seconds to load the model) for greedy decoding with torch, which is what
-    evaluations and serving use whatever engine trained."""
+def _release_memory() -> None:
+    """Give freed memory back to the OS (glibc keeps it otherwise), so the next peak measures what comes next."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc (macOS): the peak then includes what was freed
+        pass
+
+
+def _decode_seconds_per_step(model_dir: str) -> tuple[float, float]:
+    """(seconds per step of greedy decoding a batch of evaluation answers, seconds to load the model), with
+    torch, which is what evaluations use whatever engine trained."""
     from transformers import AutoModelForCausalLM
 
-    from honed.engines.base import GenerationParams
-    from honed.engines.torch_generate import generate_tokens
+    from honed.engines.torch_generate import greedy_batch
+    from honed.evaluation.runner import EVAL_BATCH
 
     started = time.monotonic()
     model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
     loaded = time.monotonic() - started
-    stamps = []
-    for _ in generate_tokens(model, [5, 6, 7, 8], GenerationParams(max_new_tokens=DECODE_TOKENS + 1, temperature=0),
-                             set()):
-        stamps.append(time.monotonic())
+    prompts = [[5 + i, 6, 7, 8, 9, 10, 11, 12] for i in range(EVAL_BATCH)]
+    greedy_batch(model, prompts, 1, set(), 0)  # warm up
+    started = time.monotonic()
+    greedy_batch(model, prompts, 1, set(), 0)
+    prefill = time.monotonic() - started
+    started = time.monotonic()
+    greedy_batch(model, prompts, DECODE_TOKENS + 1, set(), 0)
+    per_step = max(0.0, time.monotonic() - started - prefill) / DECODE_TOKENS
     del model
-    return (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1), loaded
+    _release_memory()
+    return per_step, loaded
 
 
 def measure(shape: ProbeShape) -> dict:
@@ -126,7 +146,7 @@ def measure(shape: ProbeShape) -> dict:
     from honed.observability.memory import reset_peak
 
     started = time.monotonic()
-    decode, load_seconds = _decode_seconds_per_token(shape.model_dir)
+    decode, load_seconds = _decode_seconds_per_step(shape.model_dir)
     reset_peak()  # the decode model is gone: the peak that matters is training's
     long_len = max(16, shape.seq_len)
     short_len = max(8, (long_len // 4) // 8 * 8)  # cheap steps; far enough apart to fit a + b x tokens
@@ -145,7 +165,7 @@ def measure(shape: ProbeShape) -> dict:
         "cached": False, "seconds": time.monotonic() - started,
         "step_seconds_fixed": fixed, "step_seconds_per_token": per_token,
         "forward_seconds_per_token": t_long * forward_share / tokens_long,
-        "decode_seconds_per_token": decode, "load_seconds": max(load_seconds, setup),
+        "decode_seconds_per_step": decode, "load_seconds": max(load_seconds, setup),
         "peak_memory_bytes": peak,
         "device_peak_memory_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
     }
