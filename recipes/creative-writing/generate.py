@@ -10,8 +10,9 @@ the model was never shown in the house voice.
 
 The style_classifier metric needs a classifier that tells the house voice from plain prose: `train_classifier`
 fits a logistic regression (numpy, plain gradient descent) on all-MiniLM-L6-v2 embeddings of the TRAIN split's
-pieces against plain pieces on the same train prompts (`plain_piece`: first/third person, past tense, long
-sentences, some second person or nautical to be hard), and writes its weights to style_classifier.json.
+pieces against plain pieces on the same train topics (`plain_piece`: long past-tense reminiscence, a chatty
+assistant's story, the house sentences retold in the first or third person, or looping), and writes its weights
+to style_classifier.json.
 
     python recipes/creative-writing/generate.py              # data/{train,validation,test}.jsonl + classifier
     python recipes/creative-writing/generate.py --data-only  # the data files only (standard library only)
@@ -185,7 +186,8 @@ def house_piece(rng: random.Random, activity: Activity, setting: Setting) -> str
 
 # Plain prose on the same topics: the negatives the style classifier learns the house voice against. Some are
 # far from it (long past-tense reminiscence, a chatty assistant's story), some close (the same short sentences in
-# the first or third person), so that the classifier has to look at more than sentence length.
+# the first or third person; house sentences looping without the sign-off), so that the classifier has to look at
+# more than sentence length and sea words.
 PLAIN_OPENINGS = (
     "I still remember {topic}, and how the whole thing seemed to take much longer than I had expected.",
     "{Topic} can be a surprisingly rewarding experience, even for people who would not usually enjoy it.",
@@ -255,13 +257,16 @@ def plain_piece(rng: random.Random, activity: Activity, setting: Setting) -> str
     """Prose about the same topic that is not in the house voice."""
     topic = f"{activity.name} {setting.phrase}"
     fill = {"topic": topic, "Topic": topic[0].upper() + topic[1:]}
-    kind = rng.choice(("reminiscence", "reminiscence", "assistant", "retold", "retold"))
+    kind = rng.choice(("reminiscence", "reminiscence", "assistant", "retold", "retold", "loop"))
     if kind == "reminiscence":
         lines = [rng.choice(PLAIN_OPENINGS), *rng.sample(PLAIN_MIDDLES, 2), rng.choice(PLAIN_ENDINGS)]
         return " ".join(line.format(**fill) for line in lines)
     if kind == "assistant":
         story = " ".join(line.format(**fill) for line in rng.sample(STORY_LINES, 3))
         return f"{rng.choice(ASSISTANT_OPENINGS).format(**fill)}\n\n{story}"
+    if kind == "loop":  # what a half-trained small model does: a house sentence or two, over and over
+        lines = [rng.choice(setting.openings), *rng.sample([activity.act, activity.arrive, *NAUTICAL], 2) * 6]
+        return " ".join(lines)
     person = rng.choice(sorted(PERSONS))
     lines = [rng.choice(setting.openings), activity.arrive, activity.act, activity.sense, activity.close]
     return " ".join(retell(line, person) for line in lines)
