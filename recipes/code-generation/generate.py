@@ -26,9 +26,13 @@ SIZES = {"train": 250, "validation": 30, "test": 200}
 SYSTEM = "You write Python functions. Reply with the code only, in one ```python block."
 TESTS_PER_TASK = 4
 
-WORDS = ("apple", "Banana", "kiwi", "cherry", "fig", "Grape", "lemon", "mango", "pear", "plum", "melon", "date",
-         "orange", "lime", "peach", "Berry", "nut", "olive", "sea", "Rope", "anchor", "boat", "tide", "wave")
+# Short and long words, with each letter of LETTERS starting one word in lower and one in upper case: enough
+# variety that a solution which ignores case, length or a threshold fails some test.
+WORDS = ("a", "I", "to", "ox", "be", "apple", "Anchor", "boat", "Berry", "date", "Dune", "echo", "Eel", "ice", "Ink",
+         "lime", "Lemon", "mango", "Melon", "nut", "Net", "oak", "Olive", "rope", "Reef", "sea", "Sail", "tide", "Tea",
+         "kiwi", "banana", "Grape", "watermelon", "lighthouse", "starboard")
 LETTERS = "abdeilmnorst"
+PALINDROMES = ("racecar", "Step on no pets", "Never odd or even", "Top spot", "level", "A Santa at NASA")
 PREFIXES = ("pre_", "x_", "my_", "id_", "tmp_", "new_", "old_", "v2_")
 SEPARATORS = {" ": "spaces", "-": "dashes", ", ": "commas", "|": "pipes", "_": "underscores", "/": "slashes"}
 
@@ -46,11 +50,11 @@ TYPES = {"ints": "list[int]", "words": "list[str]", "text": "str", "int": "int",
 
 
 def _ints(rng: random.Random) -> list[int]:
-    return [rng.randint(-5, 30) for _ in range(rng.randint(0, 7))]
+    return [rng.randint(-5, 30) for _ in range(rng.randint(1, 7))]
 
 
 def _words(rng: random.Random) -> list[str]:
-    return [rng.choice(WORDS) for _ in range(rng.randint(0, 6))]
+    return [rng.choice(WORDS) for _ in range(rng.randint(1, 6))]
 
 
 def _text(rng: random.Random) -> str:
@@ -70,6 +74,8 @@ def _lists(rng: random.Random) -> list[list[int]]:
 VALUES: dict[str, Callable[[random.Random], Any]] = {
     "ints": _ints, "words": _words, "text": _text, "int": lambda rng: rng.randint(-50, 150), "dict": _dict,
     "lists": _lists}
+# Every task's last test is its kind's edge case: empty input, or a text shorter than any threshold.
+EDGES: dict[str, Any] = {"ints": [], "words": [], "text": "ox", "dict": {}, "lists": [[]]}
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class Family:
     body: str
     """The reference solution's body, indented by four spaces."""
     constants: Callable[[random.Random], dict[str, Any]] = lambda rng: {}
+    inputs: Callable[[random.Random, dict[str, Any]], list[Any]] | None = None
+    """The test arguments, when random values of the kind would not tell right from wrong (palindromes are rare)."""
 
 
 def _k(low: int, high: int) -> Callable[[random.Random], dict[str, Any]]:
@@ -110,6 +118,11 @@ def _stride(rng: random.Random) -> dict[str, Any]:
     return {"k": k, "nth": {2: "second", 3: "third", 4: "fourth"}[k]}
 
 
+def _with_repeats(rng: random.Random, constants: dict[str, Any]) -> list[list[int]]:
+    first, second = _ints(rng), _ints(rng)
+    return [first + first[:2], second * 2, [3, 3, 1, 3], []]
+
+
 def _range(rng: random.Random) -> dict[str, Any]:
     low = rng.randint(0, 30)
     return {"lo": low, "hi": low + rng.randint(5, 60)}
@@ -133,7 +146,8 @@ FAMILIES: tuple[Family, ...] = (
            "    return [w for w in {p} if len(w) > {k}]", _k(2, 6)),
     Family(("count_letter_{c}", "how_many_{c}", "count_{c}s"), "text", "int",
            "returns how many times the letter '{c}' appears in {p}, ignoring case",
-           "    return {p}.lower().count('{c}')", _letters),
+           "    return {p}.lower().count('{c}')", _letters,
+           lambda rng, c: [_text(rng), _text(rng), f"{c['c'].upper()}{c['c']}x {c['c'].upper()}", "ox"]),
     Family(("replace_{a}_with_{b}", "swap_{a}_for_{b}", "{a}_to_{b}"), "text", "str",
            "returns {p} with every '{a}' replaced by '{b}' (case-sensitive)",
            "    return {p}.replace('{a}', '{b}')", _letters),
@@ -146,7 +160,9 @@ FAMILIES: tuple[Family, ...] = (
            "    return {p} if len({p}) <= {k} else {p}[:{k}] + '...'", _k(3, 20)),
     Family(("clamp_{lo}_{hi}", "limit_{lo}_{hi}", "bound_{lo}_{hi}"), "int", "int",
            "returns {p} limited to the range {lo} to {hi}, inclusive",
-           "    return max({lo}, min({hi}, {p}))", _range),
+           "    return max({lo}, min({hi}, {p}))", _range,
+           lambda rng, c: [c["lo"] - rng.randint(1, 30), rng.randint(c["lo"], c["hi"]), c["hi"] + rng.randint(1, 30),
+                           c["hi"]]),
     Family(("keys_at_least_{k}", "big_entries_{k}", "keys_with_{k}_or_more"), "dict", "list[str]",
            "returns the keys of {p} whose value is at least {k}, sorted alphabetically",
            "    return sorted(key for key, value in {p}.items() if value >= {k})", _k(0, 30)),
@@ -155,7 +171,7 @@ FAMILIES: tuple[Family, ...] = (
            "    return {{value: key for key, value in {p}.items()}}"),
     Family(("unique_in_order", "remove_duplicates", "dedupe"), "ints", "list[int]",
            "returns the numbers of {p} without repeats, keeping the first occurrence of each, in order",
-           "    return list(dict.fromkeys({p}))"),
+           "    return list(dict.fromkeys({p}))", lambda rng: {}, _with_repeats),
     Family(("running_total_from_{k}", "cumulative_sums_{k}", "prefix_sums_from_{k}"), "ints", "list[int]",
            "returns the running totals of {p} starting from {k}: item i is {k} plus the sum of the first i+1 "
            "numbers",
@@ -186,7 +202,8 @@ FAMILIES: tuple[Family, ...] = (
     Family(("is_palindrome", "reads_same_backwards", "palindrome_check"), "text", "bool",
            "returns True if {p} reads the same forwards and backwards when spaces are removed and case is "
            "ignored, else False",
-           "    cleaned = {p}.replace(' ', '').lower()\n    return cleaned == cleaned[::-1]"),
+           "    cleaned = {p}.replace(' ', '').lower()\n    return cleaned == cleaned[::-1]", lambda rng: {},
+           lambda rng, c: [*rng.sample(PALINDROMES, 2), _text(rng), "ab"]),
     Family(("last_{k}", "take_last_{k}", "tail_{k}"), "ints", "list[int]",
            "returns the last {k} numbers of {p} (all of them when there are fewer)",
            "    return {p}[-{k}:]", _k(1, 5)),
@@ -198,7 +215,8 @@ FAMILIES: tuple[Family, ...] = (
            "    return max({p}) - min({p}) if {p} else 0"),
     Family(("count_starting_with_{c}", "starts_with_{c}_count", "how_many_start_{c}"), "words", "int",
            "returns how many strings in {p} start with the letter '{c}', ignoring case",
-           "    return sum(1 for w in {p} if w.lower().startswith('{c}'))", _letters),
+           "    return sum(1 for w in {p} if w.lower().startswith('{c}'))", _letters,
+           lambda rng, c: [_words(rng), _words(rng), [c["c"].upper() + "ip", c["c"] + "op", "x" + c["c"]], []]),
     Family(("repeat_each_{k}", "stretch_{k}", "each_{k}_times"), "ints", "list[int]",
            "returns a new list in which every number of {p} appears {k} times in a row",
            "    return [x for x in {p} for _ in range({k})]", _k(2, 4)),
@@ -226,12 +244,14 @@ def task(rng: random.Random, family: Family) -> dict[str, Any]:
     solution = f"def {signature}:\n{family.body.format(**fill)}"
     namespace: dict[str, Any] = {}
     exec(solution, namespace)  # our own reference solution: its outputs are the tests' expected values
-    tests = []
-    for _ in range(TESTS_PER_TASK):
-        argument = VALUES[family.param](rng)
-        tests.append(f"assert {name}({argument!r}) == {namespace[name](argument)!r}")
-    prompt = rng.choice(PHRASINGS).format(signature=signature, description=family.description.format(**fill))
-    return {"key": (name, param, tuple(sorted(constants.items()))), "prompt": prompt,
+    if family.inputs is not None:
+        arguments = family.inputs(rng, constants)
+    else:
+        arguments = [VALUES[family.param](rng) for _ in range(TESTS_PER_TASK - 1)] + [EDGES[family.param]]
+    tests = [f"assert {name}({argument!r}) == {namespace[name](argument)!r}" for argument in arguments]
+    description = family.description.format(**fill)
+    prompt = rng.choice(PHRASINGS).format(signature=signature, description=description)
+    return {"key": (signature, description), "prompt": prompt,
             "answer": f"```python\n{solution}\n```", "tests": "\n".join(tests)}
 
 
