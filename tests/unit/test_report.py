@@ -327,6 +327,27 @@ def test_a_classifier_gets_base_and_tuned_confusion_matrices(demo: dict, monkeyp
     assert drawn["matrices"]["fine-tuned"] == [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
 
 
+def test_a_label_stated_inside_an_answer_is_what_the_confusion_matrix_counts(demo, monkeypatch) -> None:
+    from honed.evaluation import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "confusion_matrices", lambda labels, matrices: drawn.update(
+        labels=labels, matrices=dict(matrices)) or Markup("<svg>matrices</svg>"))
+    job, events = classification_job(demo)
+    suite = job["honed"]["eval"]
+    suite["label_pattern"] = r"Intent: (\w+)"
+    for case in suite["cases"]:
+        case["reference"] = f"Intent: {case['reference']}\n\nWe can help with that."
+    for row in events:
+        run = (row.get("data") or {}).get("run")
+        if run:
+            run["outputs"] = [f"Intent: {o.strip('.').lower()}\n\nSure." if o != "hello" else "hello" for o in run["outputs"]]
+
+    render_job_report(job, events)
+    assert drawn["labels"] == ["billing", "refund", "shipping", "(other)"]
+    assert drawn["matrices"]["fine-tuned"] == [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+
+
 def test_confusion_matrices_are_drawn_with_the_labels(demo: dict) -> None:
     figure = section(render_job_report(*classification_job(demo)), "Confusion matrices")
 

@@ -18,7 +18,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from honed.evaluation import plots
-from honed.evaluation.metrics import confusion_matrix, perplexity
+from honed.evaluation.metrics import confusion_matrix, extract_labels, perplexity
 from honed.evaluation.suite import higher_is_better
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -202,9 +202,13 @@ def confusion_plot(job: dict, baseline: dict | None, final: dict | None) -> Mark
     if not runs or not any("macro_f1" in ((d or {}).get("metrics") or {}) for d in (baseline, final)):
         return None
     references = [c.get("reference") for c in suite_cases(job)]
+    pattern = ((job.get("honed") or {}).get("eval") or {}).get("label_pattern")
+    if pattern:  # the label stated inside a longer answer, as the metrics scored it
+        references = [None if r is None else extract_labels([r], pattern)[0] for r in references]
     computed = []
     for title, run in runs:
-        pairs = [(out, ref) for out, ref in zip(run["outputs"], references) if ref is not None]
+        outputs = extract_labels(run["outputs"], pattern) if pattern else run["outputs"]
+        pairs = [(out, ref) for out, ref in zip(outputs, references) if ref is not None]
         if len(run["outputs"]) != len(references) or not pairs:
             return None  # the stored spec does not describe these outputs: no honest matrix to draw
         computed.append((title, *confusion_matrix([p[0] for p in pairs], [p[1] for p in pairs])))
