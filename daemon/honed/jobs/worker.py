@@ -30,7 +30,7 @@ from honed.jobs.queue import JobQueue
 from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
 from honed.jobs.store import CheckpointRow, Store
 from honed.models.catalog import ModelCatalog
-from honed.observability.memory import peak_bytes, reset_peak
+from honed.observability.memory import peak_bytes, release_freed, reset_peak
 from honed.planning.job_plan import JobPlan, estimate_job, plan_job
 
 log = logging.getLogger("honed.worker")
@@ -123,6 +123,7 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             raise HonedError("no training example has an assistant token left after truncation; "
                              "raise honed.max_seq_len")
         estimated = _plan(store, settings, job_id, job_plan, model_dir, event)
+        release_freed()  # what earlier jobs of this long-lived worker freed goes back to the OS first
         reset_peak()  # from here on the peak is this job's (the probe ran in its own process)
         started = time.monotonic()
         config = TrainConfig(

@@ -39,3 +39,16 @@ def resident_bytes() -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
         return peak_bytes()
+
+
+def release_freed() -> None:
+    """Give memory this process freed back to the OS (glibc keeps it for reuse otherwise), so what it then
+    measures, or what a later job's peak counts, is not inflated by what earlier work left behind."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS): nothing to trim this way
+        pass

@@ -22,6 +22,7 @@ import msgspec
 
 from hone.types import EstimateProbe
 from honed.errors import HonedError
+from honed.observability.memory import release_freed, reset_peak
 
 TIMED_STEPS = 2
 """Steps timed per shape, after one warm-up step (allocations, kernel selection)."""
@@ -103,18 +104,6 @@ def _step_times(shape: ProbeShape, lengths: tuple[int, int], out: Path) -> tuple
     return times, max(m[2] for m in marks), ready[0] if ready else 0.0
 
 
-def _release_memory() -> None:
-    """Give freed memory back to the OS (glibc keeps it otherwise), so the next peak measures what comes next."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:  # not glibc (macOS): the peak then includes what was freed
-        pass
-
-
 def _decode_seconds_per_step(model_dir: str) -> tuple[float, float]:
     """(seconds per step of greedy decoding a batch of evaluation answers, seconds to load the model), with
     torch, which is what evaluations use whatever engine trained."""
@@ -135,15 +124,13 @@ def _decode_seconds_per_step(model_dir: str) -> tuple[float, float]:
     greedy_batch(model, prompts, DECODE_TOKENS + 1, set(), 0)
     per_step = max(0.0, time.monotonic() - started - prefill) / DECODE_TOKENS
     del model
-    _release_memory()
+    release_freed()
     return per_step, loaded
 
 
 def measure(shape: ProbeShape) -> dict:
     """Run in the child process: the measurements, as a dict of EstimateProbe fields."""
     import torch
-
-    from honed.observability.memory import reset_peak
 
     started = time.monotonic()
     decode, load_seconds = _decode_seconds_per_step(shape.model_dir)
