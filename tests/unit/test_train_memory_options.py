@@ -58,3 +58,19 @@ def test_bf16_autocast_on_cpu_stays_close_to_fp32(tiny_model, tmp_path, plain):
     bf16 = _losses(tiny_model, tmp_path / "bf16", precision="bf16")
     assert bf16 != plain  # it really computed in bf16
     assert bf16 == pytest.approx(plain, rel=0.02)
+
+
+def test_only_a_frozen_base_is_kept_in_bf16_on_a_gpu(tiny_model, tmp_path):
+    import torch
+
+    from honed.engines.torch_train import weights_dtype
+
+    def dtype(adapter: str, device: str, precision: str = "bf16") -> torch.dtype:
+        config = TrainConfig(model_dir=tiny_model, output_dir=tmp_path, adapter=adapter, precision=precision)
+        return weights_dtype(config, torch.device(device))
+
+    assert dtype("lora", "cuda") == torch.bfloat16
+    # trained weights stay fp32 masters (bf16 AdamW updates round away; see benchmarks/cuda_check.py)
+    assert dtype("full", "cuda") == torch.float32
+    assert dtype("lora", "cpu") == torch.float32
+    assert dtype("lora", "cuda", precision="fp32") == torch.float32

@@ -43,7 +43,7 @@ class TrainConfig(msgspec.Struct, frozen=True):
     """Each batch runs as this many micro-batches before one optimizer step (same update, less memory)."""
     gradient_checkpointing: bool = False
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """bf16: bf16 weights on a GPU, bf16 autocast over fp32 weights on a CPU."""
+    """bf16: a LoRA job's frozen base in bf16 on a GPU; otherwise bf16 autocast over fp32 weights."""
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
