@@ -46,6 +46,16 @@ def daemon(honed_home: Path) -> Iterator[LocalDaemon]:
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDaemon]:
+    """One `honed serve` for a whole test module, for tests that only add to its store (each daemon costs
+    seconds to start and stop, and every job's first steps on a fresh one pay for loading models)."""
+    home = tmp_path_factory.mktemp("shared-honed-home")
+    running = LocalDaemon(home, free_port()).start()
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real redis-server (Debian package) on a free port, no persistence."""

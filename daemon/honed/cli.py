@@ -146,13 +146,27 @@ def serve(home: str | None, host: str | None, port: int | None, redis: str | Non
             supervisor.start()
         uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port, log_level="warning",
                     timeout_graceful_shutdown=5)
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            raise
     finally:
         if supervisor is not None:
             supervisor.stop()
+    exit_at_once()
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def exit_at_once() -> None:
+    """End a process whose work is done and saved without tearing down its interpreter: with torch, transformers
+    and peft imported, Python's own teardown takes ~2 s here, which a stopping daemon (and every restart)
+    would wait for while holding nothing."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @main.command()
@@ -163,6 +177,7 @@ def worker(home: str | None, redis: str | None) -> None:
     from honed.jobs.worker import worker_main
 
     worker_main(_settings(home, None, None, redis))
+    exit_at_once()
 
 
 @main.command("prepare-model")

@@ -12,16 +12,22 @@ import pytest
 from tests.conftest import chat_records, write_jsonl
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def daemon(shared_daemon):
+    """One daemon for the module: each test compares what is stored before and after its own bad request."""
+    return shared_daemon
+
+
+@pytest.fixture(scope="module")
 def api(daemon):
     with httpx.Client(base_url=daemon.base_url, timeout=60) as client:
         yield client
 
 
-@pytest.fixture
-def stored(api, daemon, tmp_path, tiny_model):
+@pytest.fixture(scope="module")
+def stored(api, daemon, tmp_path_factory, tiny_model):
     """One good file and one finished-or-queued job, and a function that snapshots everything stored."""
-    good = write_jsonl(tmp_path / "good.jsonl", chat_records([("Hi", "Hello")]))
+    good = write_jsonl(tmp_path_factory.mktemp("bad-input") / "good.jsonl", chat_records([("Hi", "Hello")]))
     file_id = api.post("/v1/files", data={"purpose": "fine-tune"}, files={"file": good.open("rb")}).json()["id"]
     job = api.post("/v1/fine_tuning/jobs", json={"model": str(tiny_model), "training_file": file_id,
                                                 "honed": {"max_steps": 1}}).json()

@@ -14,6 +14,12 @@ from hone import Client
 from hone.client import HoneError
 from tests.conftest import write_jsonl
 
+
+@pytest.fixture(scope="module")
+def daemon(shared_daemon):
+    """One daemon for the module: these tests add files and jobs of their own and look only at those."""
+    return shared_daemon
+
 FORMATS = Path(__file__).parent.parent / "data" / "formats"
 
 
@@ -63,8 +69,9 @@ def test_a_file_with_problems_is_checked_without_being_stored(daemon, tiny_model
     path = tmp_path / "messy.jsonl"
     path.write_text("\n".join(lines) + "\n")
     with Client(daemon.base_url) as client:
+        stored_before = client.files.list().data
         report = client.datasets.analyze(path, model=str(tiny_model), max_seq_len=64)
-        assert client.files.list().data == []  # looked at, not kept
+        assert client.files.list().data == stored_before  # looked at, not kept
     found = {f.code: f for f in report.findings}
     assert found["exact_duplicates"].lines[:2] == [1, 2] or 2 in found["exact_duplicates"].lines
     assert any(3 in f.lines for f in report.findings if f.severity == "error")

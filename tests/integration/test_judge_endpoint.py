@@ -11,6 +11,12 @@ from hone.types import JudgeSpec
 from honed.errors import HonedError
 from honed.evaluation.judge import JudgeCase, judge_pairwise
 
+
+@pytest.fixture(scope="module")
+def daemon(shared_daemon):
+    """One daemon for the module: its tests read what they made and nothing else."""
+    return shared_daemon
+
 CASES = [
     JudgeCase("What is the secret word?", "The secret word is pamplemousse.",
               first="I do not know.", second="The secret word is pamplemousse."),

@@ -12,6 +12,12 @@ from tests.conftest import SECRET_QA, chat_records, write_jsonl
 from tests.integration.test_files_and_cli import hone
 
 
+@pytest.fixture(scope="module")
+def daemon(shared_daemon):
+    """One daemon for the module: its tests read what they made and nothing else."""
+    return shared_daemon
+
+
 def test_hardware_describes_this_machine(daemon):
     with Client(daemon.base_url) as client:
         hw = client.hardware()

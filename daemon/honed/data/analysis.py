@@ -24,7 +24,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from datasketch import MinHash
 
 from hone.types import DatasetFinding, DatasetReport, LengthStats
 from honed.data.example import Example, Problem, structure_problems
@@ -176,6 +175,8 @@ class _Fingerprints:
         self.lines, self.hashes, self.signatures, self.has_words = array("I"), array("Q"), bytearray(), array("B")
         # One sketch, cleared per example (building one per example costs more than filling it). Shingles come
         # in already hashed, so datasketch's hash function is the identity.
+        from datasketch import MinHash  # scipy underneath: a second of the daemon's start, for uploads only
+
         self.minhash = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=int)
 
     def add(self, example: Example) -> None:

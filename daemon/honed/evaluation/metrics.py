@@ -14,11 +14,8 @@ import string
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-import jsonschema
 import msgspec
 import numpy as np
-from rouge_score import rouge_scorer
-from sacrebleu.metrics import BLEU, CHRF
 
 OTHER_LABEL = "(other)"
 # normalize_label strips these from both ends, so no normalized label can collide with OTHER_LABEL.
@@ -137,6 +134,8 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> list[float
     when identical; an empty text scores 0.
     """
     _check_pairs(predictions, references)
+    from rouge_score import rouge_scorer  # here, not at the top: nltk costs the daemon a second at start
+
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)]
 
@@ -151,6 +150,8 @@ def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
     input or mismatched lengths."""
     _check_pairs(predictions, references)
     _check_not_empty(predictions)
+    from sacrebleu.metrics import BLEU
+
     return _unit(BLEU().corpus_score(list(predictions), [list(references)]).score)
 
 
@@ -158,12 +159,16 @@ def chrf(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Corpus chrF (sacrebleu defaults) in [0, 1]. Raises ValueError on empty input or mismatched lengths."""
     _check_pairs(predictions, references)
     _check_not_empty(predictions)
+    from sacrebleu.metrics import CHRF
+
     return _unit(CHRF().corpus_score(list(predictions), [list(references)]).score)
 
 
 def sentence_chrf(predictions: Sequence[str], references: Sequence[str]) -> list[float]:
     """chrF per example in [0, 1] (sacrebleu's sentence-level chrF)."""
     _check_pairs(predictions, references)
+    from sacrebleu.metrics import CHRF
+
     metric = CHRF()
     return [_unit(metric.sentence_score(p, [r]).score) for p, r in zip(predictions, references)]
 
@@ -201,6 +206,8 @@ def json_valid(predictions: Sequence[str]) -> list[float]:
 def json_schema_match(predictions: Sequence[str], schema: dict[str, Any]) -> list[float]:
     """1.0 per prediction that parses as JSON (as in `json_valid`) and validates against `schema`, else 0.0.
     Raises ValueError when the schema itself is invalid for its JSON Schema draft."""
+    import jsonschema
+
     validator_class = jsonschema.validators.validator_for(schema)
     try:
         validator_class.check_schema(schema)
