@@ -538,5 +538,11 @@ def chat(ctx: click.Context, model: str, message: str | None, system: str | None
         history.append({"role": "assistant", "content": "".join(reply)})
 
 
+from hone.deploy_cli import export, models  # noqa: E402 - commands of their own module, on this group
+
+main.add_command(export)
+main.add_command(models)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

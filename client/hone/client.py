@@ -30,6 +30,8 @@ from hone.types import (
     EvalResultList,
     EvalRun,
     EvalSuite,
+    ExportJob,
+    ExportJobList,
     FileDeleted,
     FileList,
     FileObject,
@@ -39,9 +41,13 @@ from hone.types import (
     JobCheckpointList,
     JobEvent,
     JobEventList,
+    ModelAlias,
+    ModelAliasList,
     ModelList,
     Preference,
     PreferenceList,
+    PreparedRecipe,
+    RecipeList,
 )
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8421"
@@ -307,6 +313,61 @@ class Models:
         return self._execute(Call("GET", "/v1/models", ModelList))
 
 
+class Exports:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def create(self, *, model: str, format: str = "adapter", name: str | None = None,
+               output_dir: str | None = None) -> Any:
+        """Queue an export of a fine-tuned model (or checkpoint, alias, job id) in `format`."""
+        return self._execute(Call("POST", "/v1/exports", ExportJob, json=_omit_none(
+            {"model": model, "format": format, "name": name, "output_dir": output_dir})))
+
+    def retrieve(self, export_id: str) -> Any:
+        return self._execute(Call("GET", f"/v1/exports/{export_id}", ExportJob))
+
+    def list(self) -> Any:
+        return self._execute(Call("GET", "/v1/exports", ExportJobList))
+
+    def list_events(self, export_id: str, after: str | None = None, limit: int | None = None) -> Any:
+        return self._execute(Call("GET", f"/v1/exports/{export_id}/events", JobEventList,
+                                  params=_omit_none({"after": after, "limit": limit})))
+
+
+class Aliases:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def list(self) -> Any:
+        return self._execute(Call("GET", "/v1/aliases", ModelAliasList))
+
+    def retrieve(self, name: str) -> Any:
+        return self._execute(Call("GET", f"/v1/aliases/{name}", ModelAlias))
+
+    def point(self, name: str, model: str) -> Any:
+        """Create the alias or point it at `model` (deploy); the previous model stays in its history."""
+        return self._execute(Call("PUT", f"/v1/aliases/{name}", ModelAlias, json={"model": model}))
+
+    def rollback(self, name: str) -> Any:
+        return self._execute(Call("POST", f"/v1/aliases/{name}/rollback", ModelAlias))
+
+    def delete(self, name: str) -> Any:
+        return self._execute(Call("DELETE", f"/v1/aliases/{name}"))
+
+
+class Recipes:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def list(self) -> Any:
+        return self._execute(Call("GET", "/v1/recipes", RecipeList))
+
+    def prepare(self, name: str, *, model: str | None = None, subset: int | None = None) -> Any:
+        """Store the recipe's data as files; returns them and the job body that runs the recipe."""
+        return self._execute(Call("POST", f"/v1/recipes/{name}/prepare", PreparedRecipe,
+                                  json=_omit_none({"model": model, "subset": subset})))
+
+
 class _Namespace:
     def __init__(self, **members: Any) -> None:
         self.__dict__.update(members)
@@ -331,6 +392,9 @@ def _attach_resources(client: Any) -> None:
     client.evals = Evals(client._execute)
     client.datasets = Datasets(client._execute)
     client.preferences = Preferences(client._execute)
+    client.recipes = Recipes(client._execute)
+    client.exports = Exports(client._execute)
+    client.aliases = Aliases(client._execute)
     client.hardware = functools.partial(client._execute, Call("GET", "/v1/hardware", Hardware))
 
 

@@ -119,6 +119,35 @@ def prepare_suite(recipe: Recipe, model: str, subset: int | None) -> EvalSuite:
     return suite
 
 
+class RecipeRequest(msgspec.Struct, frozen=True):
+    """What running a recipe sends: its data, and the fine-tuning job to create once the data is stored."""
+
+    train: bytes
+    train_filename: str
+    validation: bytes | None
+    validation_filename: str
+    job: dict[str, Any]
+    """POST /v1/fine_tuning/jobs's body without training_file and validation_file."""
+
+
+def recipe_request(recipe: Recipe, model: str | None, subset: int | None) -> RecipeRequest:
+    """The one way a recipe becomes a job, for `hone recipe run` and for the daemon's /v1/recipes (the studio):
+    the first `subset` training examples (all when None), half as many validation examples and test cases."""
+    if subset is not None and subset < 2:
+        raise RecipeError("subset must be at least 2 (N training examples, N // 2 test cases)")
+    model = model or recipe.base_model
+    suite = prepare_suite(recipe, model, subset)
+    validation = None
+    if recipe.validation is not None:
+        validation = first_lines(recipe.path(recipe.validation).read_bytes(),
+                                 None if subset is None else max(1, subset // 2))
+    job = {"model": model, "suffix": recipe.name, "seed": recipe.seed,
+           "hyperparameters": dict(recipe.hyperparameters) or None,
+           "honed": {**recipe.honed, "adapter": recipe.method, "eval": msgspec.to_builtins(suite)}}
+    return RecipeRequest(first_lines(recipe.path(recipe.train).read_bytes(), subset), f"{recipe.name}-train.jsonl",
+                         validation, f"{recipe.name}-validation.jsonl", job)
+
+
 def run_recipe(client: Client, recipe: Recipe, model: str | None, subset: int | None, output_dir: Path,
                console: Console) -> int:
     """Fine-tune and measure `recipe` on `model` (default: the recipe's base) through the daemon behind `client`;
@@ -126,23 +155,16 @@ def run_recipe(client: Client, recipe: Recipe, model: str | None, subset: int | 
     succeeded)."""
     from hone.follow import follow_job
 
-    if subset is not None and subset < 2:
-        raise RecipeError("--subset must be at least 2 (N training examples, N // 2 test cases)")
-    model = model or recipe.base_model
-    suite = prepare_suite(recipe, model, subset)
+    request = recipe_request(recipe, model, subset)
+    model = request.job["model"]
     console.rule(f"[bold]recipe {recipe.name}[/]: {recipe.description}")
-    training = client.files.create(first_lines(recipe.path(recipe.train).read_bytes(), subset),
-                                   filename=f"{recipe.name}-train.jsonl")
+    training = client.files.create(request.train, filename=request.train_filename)
     validation = None
-    if recipe.validation is not None:
-        validation = client.files.create(
-            first_lines(recipe.path(recipe.validation).read_bytes(), None if subset is None else max(1, subset // 2)),
-            filename=f"{recipe.name}-validation.jsonl").id
-    job = client.fine_tuning.jobs.create(
-        model=model, training_file=training.id, validation_file=validation, suffix=recipe.name, seed=recipe.seed,
-        hyperparameters=recipe.hyperparameters or None,
-        honed={**recipe.honed, "adapter": recipe.method, "eval": msgspec.to_builtins(suite)})
-    console.print(f"{job.id}: {training.examples or 0} training examples, {len(suite.cases)} test cases, "
+    if request.validation is not None:
+        validation = client.files.create(request.validation, filename=request.validation_filename).id
+    job = client.fine_tuning.jobs.create(training_file=training.id, validation_file=validation, **request.job)
+    cases = len(request.job["honed"]["eval"]["cases"])
+    console.print(f"{job.id}: {training.examples or 0} training examples, {cases} test cases, "
                   f"{recipe.method} on {model}")
     job = follow_job(client, job.id, console)
     if job.status != "succeeded":

@@ -736,3 +736,115 @@ class Estimate(msgspec.Struct):
     choices: list[PlanChoice]
     probe: EstimateProbe
     warnings: list[str] = msgspec.field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+
+
+class RecipeInfo(msgspec.Struct):
+    """A bundled recipe: a ready-made task with its data, settings and eval suite (GET /v1/recipes)."""
+
+    name: str
+    description: str
+    primary_metric: str
+    base_model: str
+    recommended_models: list[str]
+    method: str
+    hyperparameters: dict[str, Any]
+    honed: dict[str, Any]
+    train_examples: int
+    test_cases: int
+    object: Literal["recipe"] = "recipe"
+
+
+class RecipeList(msgspec.Struct):
+    data: list[RecipeInfo]
+    object: Literal["list"] = "list"
+
+
+class RecipePrepareRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """POST /v1/recipes/{name}/prepare: store a recipe's data as files and return the job that runs it."""
+
+    model: str | None = None
+    """The base model to tune (default: the recipe's)."""
+    subset: int | None = None
+    """Only the first N training examples, N // 2 validation examples and test cases (a quick try)."""
+
+
+class PreparedRecipe(msgspec.Struct):
+    """A recipe's data, stored, and the POST /v1/fine_tuning/jobs body that runs it (change it at will)."""
+
+    recipe: RecipeInfo
+    training_file: FileObject
+    validation_file: FileObject | None
+    job: dict[str, Any]
+    object: Literal["recipe.prepared"] = "recipe.prepared"
+
+
+# ------------------------------------------------------------------------------------------------ deploying
+
+
+class ModelAlias(msgspec.Struct):
+    """A stable name that serves whichever model it points at now (GET/PUT /v1/aliases/{name})."""
+
+    name: str
+    model: str
+    """What requests for `name` are served by now."""
+    created_at: int
+    """When it was pointed there."""
+    history: list[str]
+    """Earlier models, most recent first: POST /v1/aliases/{name}/rollback goes back to the first."""
+    object: Literal["model.alias"] = "model.alias"
+
+
+class ModelAliasList(msgspec.Struct):
+    data: list[ModelAlias]
+    object: Literal["list"] = "list"
+
+
+class ModelAliasUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    model: str
+
+
+ExportFormat = Literal["adapter", "merged", "onnx"]
+
+
+class ExportCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """POST /v1/exports (or POST /v1/models/{model}/export): write a fine-tuned model out in a format."""
+
+    model: str = ""
+    """A fine-tuned model, a checkpoint, an alias, or a fine-tuning job id (filled from the path on
+    /v1/models/{model}/export)."""
+    format: ExportFormat = "adapter"
+    """adapter: the PEFT adapter directory; merged: the LoRA merged into its base (a plain transformers model);
+    onnx: the merged model as ONNX, checked against torch with onnxruntime."""
+    name: str | None = None
+    """A folder name under HONED_HOME/exports (default: the export's id)."""
+    output_dir: str | None = None
+    """An absolute directory of your choosing instead (created; must be empty if it exists)."""
+
+
+class ExportedFile(msgspec.Struct):
+    name: str
+    bytes: int
+
+
+class ExportJob(msgspec.Struct):
+    id: str
+    model: str
+    format: str
+    status: str
+    created_at: int
+    output_dir: str
+    finished_at: int | None = None
+    files: list[ExportedFile] = msgspec.field(default_factory=list)
+    checks: dict[str, Any] = msgspec.field(default_factory=dict)
+    """What was verified after writing (e.g. onnxruntime's logits against torch's)."""
+    error: JobError | None = None
+    object: Literal["export"] = "export"
+
+
+class ExportJobList(msgspec.Struct):
+    data: list[ExportJob]
+    object: Literal["list"] = "list"
+    has_more: bool = False

@@ -10,11 +10,13 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from hone.types import ErrorBody, ErrorResponse
+from honed.api.aliases import ROUTES as ALIAS_ROUTES
 from honed.api.chat import chat_completions
 from honed.api.completions import completions
 from honed.api.datasets import ROUTES as DATASET_ROUTES
 from honed.api.evals import EvalsController
 from honed.api.events import all_events
+from honed.api.exports import ROUTES as EXPORT_ROUTES
 from honed.api.files import FilesController
 from honed.api.fine_tuning import FineTuningController
 from honed.api.health import healthz
@@ -22,6 +24,7 @@ from honed.api.metrics import metrics, timed
 from honed.api.planning import ROUTES as PLANNING_ROUTES
 from honed.api.models import list_models, retrieve_model
 from honed.api.preferences import ROUTES as PREFERENCE_ROUTES
+from honed.api.recipes import ROUTES as RECIPE_ROUTES
 from honed.api.reports import job_report
 from honed.api.studio import studio_files, studio_page
 from honed.config import Settings
@@ -73,7 +76,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     app = Litestar(
         route_handlers=[FilesController, FineTuningController, EvalsController, *DATASET_ROUTES, *PREFERENCE_ROUTES,
-                        *PLANNING_ROUTES,
+                        *PLANNING_ROUTES, *RECIPE_ROUTES, *ALIAS_ROUTES, *EXPORT_ROUTES,
                         chat_completions, completions, list_models, retrieve_model, job_report, healthz, metrics,
                         all_events, studio_page, studio_files],
         before_request=check_api_key,

@@ -57,11 +57,15 @@ class Settings(msgspec.Struct, frozen=True):
         return self.home / "logs"
 
     @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
+
+    @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def ensure_dirs(self) -> None:
-        for directory in (self.home, self.files_dir, self.jobs_dir, self.models_dir, self.logs_dir):
+        for directory in (self.home, self.files_dir, self.jobs_dir, self.models_dir, self.logs_dir, self.exports_dir):
             directory.mkdir(parents=True, exist_ok=True)
 
     def is_loopback(self) -> bool:

@@ -233,3 +233,34 @@ def test_with_an_api_key_the_studio_loads_says_what_is_missing_and_works_once_gi
         assert [e for e in errors if "401" not in e] == []  # only the refused request before the key was set
     finally:
         running.stop()
+
+
+def test_picking_a_recipe_fills_the_form_with_its_data_and_settings(daemon, tiny_model, browser, shots):
+    page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+    errors: list[str] = []
+    watch_for_errors(page, errors)
+    page.goto(f"{daemon.base_url}/#/?new=1")
+    page.get_by_label("Recipe subset").fill("12")
+    page.get_by_label("Start from a recipe").select_option("customer-support")
+    note = page.locator("#new-recipe-note")
+    expect(note).to_contain_text("Primary metric: exact_match")
+    expect(note).to_contain_text("12 training examples, 6 test cases")
+    expect(page.get_by_label("Training data")).to_have_value(re.compile(r"^file-"))
+    expect(page.get_by_label("Validation data")).to_have_value(re.compile(r"^file-"))
+    expect(page.get_by_label("Base model")).to_have_value("HuggingFaceTB/SmolLM2-135M-Instruct")
+    expect(page.get_by_label("Suffix")).to_have_value("customer-support")
+    expect(page.get_by_label("LoRA adapter")).to_be_checked()
+    shots(page, "11-new-fine-tune-from-a-recipe")
+
+    # started on the tiny model instead: the recipe's suite and settings go with the job
+    page.get_by_label("Base model").fill(str(tiny_model))
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_role("button", name="Start fine-tune").click()
+    expect(page).to_have_url(re.compile(r"#/jobs/ftjob-"))
+    job_id = page.url.rsplit("/", 1)[-1]
+    job = httpx.get(f"{daemon.base_url}/v1/fine_tuning/jobs/{job_id}").json()
+    assert job["user_provided_suffix"] == "customer-support" and job["hyperparameters"]["n_epochs"] == 1
+    assert job["seed"] == 42  # the recipe's, which the form has no field for
+    assert len(job["honed"]["eval"]["cases"]) == 6 and job["honed"]["eval"]["name"]
+    httpx.post(f"{daemon.base_url}/v1/fine_tuning/jobs/{job_id}/cancel")
+    assert not errors, errors

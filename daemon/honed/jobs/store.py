@@ -96,6 +96,12 @@ CREATE TABLE IF NOT EXISTS preferences (
     created_at INTEGER NOT NULL,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS aliases (
+    name TEXT NOT NULL,
+    target TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aliases_by_name ON aliases (name);
 """
 
 
@@ -150,6 +156,15 @@ class EvalResultRow(msgspec.Struct, frozen=True):
     step: int | None = None
     seq: int = 0
     """The seq of the event that announced it (filled in by the store)."""
+
+
+class AliasRow(msgspec.Struct, frozen=True):
+    name: str
+    target: str
+    """The model the alias serves now."""
+    created_at: int
+    history: list[str]
+    """Earlier targets, most recent first: where a rollback goes."""
 
 
 class CheckpointRow(msgspec.Struct, frozen=True):
@@ -241,6 +256,13 @@ class Store:
         if found is None:
             raise NotFound(f"No file with id '{file_id}'. List uploaded files with GET /v1/files.", param="file_id")
         return _file(found)
+
+    def find_file(self, sha256: str, filename: str, purpose: str) -> FileRow | None:
+        """The earliest stored file with exactly this content, name and purpose (to reuse, not store twice)."""
+        found = self._conn().execute(
+            "SELECT * FROM files WHERE sha256 = ? AND filename = ? AND purpose = ? ORDER BY rowid LIMIT 1",
+            (sha256, filename, purpose)).fetchone()
+        return None if found is None else _file(found)
 
     def list_files(self, purpose: str | None = None) -> list[FileRow]:
         query, args = "SELECT * FROM files", ()
@@ -482,6 +504,44 @@ class Store:
         """(id, created_at, record) of every stored preference, oldest first."""
         rows = self._conn().execute("SELECT * FROM preferences ORDER BY rowid").fetchall()
         return [(r["id"], r["created_at"], _loads(r["record"])) for r in rows]
+
+    # ------------------------------------------------------------------------------------ aliases
+    # An alias's history is its rows in insertion order; the last is what it serves. Pointing it elsewhere adds
+    # a row, rolling back removes the last one, so every earlier deployment stays one step away.
+
+    def point_alias(self, name: str, target: str) -> AliasRow:
+        with self._write() as db:
+            db.execute("INSERT INTO aliases (name, target, created_at) VALUES (?, ?, ?)",
+                       (name, target, int(time.time())))
+        return self.get_alias(name)  # type: ignore[return-value]
+
+    def get_alias(self, name: str) -> AliasRow | None:
+        rows = self._conn().execute("SELECT target, created_at FROM aliases WHERE name = ? ORDER BY rowid DESC",
+                                    (name,)).fetchall()
+        if not rows:
+            return None
+        return AliasRow(name=name, target=rows[0]["target"], created_at=rows[0]["created_at"],
+                        history=[r["target"] for r in rows[1:]])
+
+    def aliases(self) -> list[AliasRow]:
+        names = [r["name"] for r in self._conn().execute("SELECT DISTINCT name FROM aliases ORDER BY name")]
+        return [row for row in map(self.get_alias, names) if row is not None]
+
+    def roll_back_alias(self, name: str) -> AliasRow:
+        """Point the alias back at its previous target. NotFound without one; the alias is kept either way."""
+        with self._write() as db:
+            rows = db.execute("SELECT rowid FROM aliases WHERE name = ? ORDER BY rowid DESC LIMIT 2",
+                              (name,)).fetchall()
+            if len(rows) < 2:
+                raise NotFound(f"The alias '{name}' has no earlier model to roll back to"
+                               if rows else f"No alias '{name}'. GET /v1/aliases lists them.", param="name")
+            db.execute("DELETE FROM aliases WHERE rowid = ?", (rows[0]["rowid"],))
+        return self.get_alias(name)  # type: ignore[return-value]
+
+    def delete_alias(self, name: str) -> None:
+        with self._write() as db:
+            if db.execute("DELETE FROM aliases WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"No alias '{name}'. GET /v1/aliases lists them.", param="name")
 
     def checkpoints(self, job_id: str) -> list[CheckpointRow]:
         rows = self._conn().execute(

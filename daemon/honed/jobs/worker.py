@@ -226,6 +226,10 @@ def worker_main(settings: Settings | None = None) -> None:
             from honed.jobs.eval_job import run_eval_job
 
             run_eval_job(job_id, settings, store)
+        elif job_id.startswith("export-"):
+            from honed.jobs.export_job import run_export_job
+
+            run_export_job(job_id, settings, store)
         else:
             run_fine_tune(job_id, settings, store)
 

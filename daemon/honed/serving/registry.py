@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from honed.config import Settings
-from honed.errors import NotFound
+from honed.errors import InvalidRequest, NotFound
 from honed.jobs.store import CheckpointRow, JobRow, Store
 from honed.models.catalog import ModelCatalog
 
@@ -66,7 +66,11 @@ class ModelRegistry:
         self._used: dict[str, ServedModel] = {}  # every name asked for, to say which are in memory now
 
     def lookup(self, name: str) -> ServedModel:
-        """Map a request's model name to what must be loaded; NotFound says which names exist."""
+        """Map a request's model name to what must be loaded; NotFound says which names exist. An alias is
+        looked up on every request, so pointing it at a newer model (or rolling it back) takes effect at once."""
+        alias = self.store.get_alias(name)
+        if alias is not None:
+            return msgspec.structs.replace(self.lookup(alias.target), name=name)
         if CHECKPOINT_NAME.search(name):
             return self._checkpoint(name)
         if name.startswith("ft:"):
@@ -86,12 +90,28 @@ class ModelRegistry:
 
     def lookup_reference(self, name: str) -> None:
         """Check that `name` is servable without loading or preparing anything; NotFound otherwise."""
+        alias = self.store.get_alias(name)
+        if alias is not None:
+            name = alias.target
         if CHECKPOINT_NAME.search(name):
             self._checkpoint_row(name)
         elif name.startswith("ft:"):
             self._finished_job(name)
         else:
             self.catalog.resolve(name)
+
+    def source_job(self, name: str) -> JobRow:
+        """The fine-tuning job behind a fine-tuned model, one of its checkpoints, or an alias of either."""
+        alias = self.store.get_alias(name)
+        if alias is not None:
+            name = alias.target
+        if CHECKPOINT_NAME.search(name):
+            return self._checkpoint_row(name)[0]
+        if name.startswith("ft:"):
+            return self._finished_job(name)
+        self.catalog.resolve(name)  # NotFound for a name that is nothing at all
+        raise InvalidRequest(f"'{name}' is a base model, not a fine-tuned one: there is nothing of yours to export",
+                             param="model")
 
     def _checkpoint_row(self, name: str) -> tuple[JobRow, CheckpointRow]:
         """The job and checkpoint behind "<fine-tuned model or ft:JOB>:ckpt-step-N" (OpenAI's checkpoint

@@ -1,6 +1,8 @@
 // The "new fine-tune" form: POST /v1/fine_tuning/jobs, and POST /v1/estimate for the time and memory the job
 // would take here before it starts. Empty fields are left out of the request, so the daemon chooses them for
 // this machine (the estimate shows each choice and why); the placeholders say what they default to.
+// Picking a recipe (POST /v1/recipes/{name}/prepare) stores its data and fills the form with its settings; the
+// recipe's other options and its eval suite ride along unless the form changes them.
 
 import { get, post, upload } from "../api.js";
 import { bytes, duration, errorBox, field, fill, h, table } from "../dom.js";
@@ -22,8 +24,9 @@ export async function baseModelList(id, signal) {
 }
 
 export async function newJobForm({ signal, file }) {
-  const [files, { list, models }] = await Promise.all([
-    get("v1/files", { purpose: "fine-tune" }, signal), baseModelList("new-models", signal)]);
+  const [files, { list, models }, recipes] = await Promise.all([
+    get("v1/files", { purpose: "fine-tune" }, signal), baseModelList("new-models", signal),
+    get("v1/recipes", {}, signal).catch(() => ({ data: [] }))]);
   const fileOptions = (none, chosen) => [h("option", { value: "" }, none),
     files.data.map((f) => h("option", { value: f.id, selected: f.id === chosen, title: f.id },
       `${f.filename} · ${f.examples ?? "?"} examples`))];
@@ -46,6 +49,12 @@ export async function newJobForm({ signal, file }) {
   for (const radio of [auto, lora, qlora, full]) radio.addEventListener("change", syncMethod);
   const suite = h("textarea", { name: "eval", id: "new-eval", rows: "4", spellcheck: "false",
     placeholder: '{"name": "support", "metrics": ["contains_all"], "cases": [{"prompt": "…", "keywords": ["…"]}]}' });
+  const recipe = h("select", { name: "recipe", id: "new-recipe" }, h("option", { value: "" }, "— none: my own data —"),
+    recipes.data.map((r) => h("option", { value: r.name, title: r.description },
+      `${r.name} · ${r.train_examples} examples, ${r.test_cases} test cases`)));
+  const subset = numberInput("subset", "all", { step: "1", min: "2", inputmode: "numeric", id: "new-subset" });
+  const recipeNote = h("p", { class: "muted", "aria-live": "polite", id: "new-recipe-note" });
+  const recipeJob = { current: null };  // the prepared job body: what the form has no field for comes from here
   const message = h("div", { "aria-live": "polite" });
   const estimateBox = h("div", { "aria-live": "polite", class: "estimate" });
   const submit = h("button", { class: "primary" }, "Start fine-tune");
@@ -57,6 +66,10 @@ export async function newJobForm({ signal, file }) {
     h("h2", { id: "new-job-title" }, "New fine-tune"),
     h("p", { class: "muted" }, "Empty fields are chosen by honed for this machine; defaults are shown in grey."),
     machine,
+    h("div", { class: "grid" },
+      field("Start from a recipe", recipe, "Ready-made data, settings and eval suite (recipes/)"),
+      field("Recipe subset", subset, "First N training examples, N/2 test cases: a quick try"),
+      h("div", { class: "span2" }, recipeNote)),
     h("div", { class: "grid" },
       field("Training data", training, "A file uploaded on the Datasets page…"),
       field("…or upload one now", trainingUpload),
@@ -91,11 +104,41 @@ export async function newJobForm({ signal, file }) {
     h("div", { class: "row" }, estimateButton, submit));
   syncMethod();
 
+  let prepared = { key: "", seq: 0 };  // the last recipe and subset asked for; only its answer fills the form
+  async function pickRecipe() {
+    const key = `${recipe.value}|${subset.value}`;
+    if (key === prepared.key) return;
+    const seq = prepared.seq + 1;
+    prepared = { key, seq };
+    recipeJob.current = null;
+    if (!recipe.value) {
+      fill(recipeNote);
+      return;
+    }
+    fill(recipeNote, "Preparing the recipe's data…");
+    try {
+      const body = subset.value ? { subset: Number(subset.value) } : {};
+      const answer = await post(`v1/recipes/${encodeURIComponent(recipe.value)}/prepare`, body, signal);
+      if (seq !== prepared.seq) return;  // a later choice is on its way
+      recipeJob.current = answer.job;
+      fillFromRecipe(form, answer, { training, validation, suite });
+      syncMethod();
+      const cases = answer.job.honed.eval?.cases?.length ?? 0;
+      fill(recipeNote, `${answer.recipe.description} Primary metric: ${answer.recipe.primary_metric}; ` +
+        `${answer.training_file.examples} training examples, ${cases} test cases (the recipe's eval suite, ` +
+        "unless you give one below).");
+    } catch (error) {
+      if (error.name !== "AbortError" && seq === prepared.seq) fill(recipeNote, errorBox(error));
+    }
+  }
+  recipe.addEventListener("change", pickRecipe);
+  subset.addEventListener("change", () => { if (recipe.value) pickRecipe(); });
+
   estimateButton.addEventListener("click", async () => {
     estimateButton.disabled = true;
     fill(estimateBox, h("p", { class: "muted" }, "Estimating… the first job of a kind measures a few real steps."));
     try {
-      const body = await request(form, training, trainingUpload, signal);
+      const body = await request(form, training, trainingUpload, recipeJob.current, signal);
       fill(estimateBox, estimateCard(await post("v1/estimate", body, signal)));
     } catch (error) {
       if (error.name !== "AbortError") fill(estimateBox, errorBox(error));
@@ -109,7 +152,7 @@ export async function newJobForm({ signal, file }) {
     submit.disabled = true;
     fill(message, h("p", { class: "muted" }, "Starting…"));
     try {
-      const body = await request(form, training, trainingUpload, signal);
+      const body = await request(form, training, trainingUpload, recipeJob.current, signal);
       const job = await post("v1/fine_tuning/jobs", body, signal);
       localStorage.setItem(MODEL_STORAGE, body.model);
       go(`#/jobs/${encodeURIComponent(job.id)}`);
@@ -122,8 +165,32 @@ export async function newJobForm({ signal, file }) {
   return h("div", {}, list, form);
 }
 
-/** The create request from the form; uploads the chosen file first when there is one. */
-async function request(form, training, trainingUpload, signal) {
+/** A prepared recipe's file choices and settings, written into the form's fields. */
+function fillFromRecipe(form, prepared, { training, validation, suite }) {
+  const choose = (select, file) => {
+    if (!file) { select.value = ""; return; }
+    if (![...select.options].some((o) => o.value === file.id)) {
+      select.append(h("option", { value: file.id, title: file.id }, `${file.filename} · ${file.examples ?? "?"} examples`));
+    }
+    select.value = file.id;
+  };
+  choose(training, prepared.training_file);
+  choose(validation, prepared.validation_file);
+  const { job } = prepared;
+  const set = (name, value) => { const control = form.elements.namedItem(name); if (control) control.value = value ?? ""; };
+  set("model", job.model);
+  set("suffix", job.suffix);
+  for (const radio of form.querySelectorAll('input[name="adapter"]')) radio.checked = radio.value === (job.honed.adapter ?? "");
+  for (const name of ["n_epochs", "batch_size", "learning_rate_multiplier"]) set(name, job.hyperparameters?.[name]);
+  for (const name of ["learning_rate", "lora_rank", "max_steps", "max_seq_len", "checkpoint_interval", "eval_interval",
+    "lora_dropout", "warmup_ratio"]) set(name, job.honed[name]);
+  form.elements.namedItem("packing").checked = Boolean(job.honed.packing);
+  suite.value = "";
+}
+
+/** The create request from the form; uploads the chosen file first when there is one. A prepared recipe's job
+ * supplies what the form has no field for (its seed, its other options, its eval suite). */
+async function request(form, training, trainingUpload, recipeJob, signal) {
   const values = new FormData(form);
   const text = (name) => String(values.get(name) ?? "").trim();
   const numeric = (name) => (text(name) === "" ? undefined : Number(text(name)));
@@ -142,7 +209,10 @@ async function request(form, training, trainingUpload, signal) {
   if (!trainingFile) throw new Error("Choose the training data: an uploaded file, or a file to upload.");
   if (!text("model")) throw new Error("Name the base model to fine-tune.");
   const adapter = text("adapter");  // "": honed chooses
-  const honed = adapter ? { adapter } : {};
+  const { adapter: _, ...fromRecipe } = recipeJob?.honed ?? {};
+  for (const name of ["learning_rate", "lora_rank", "max_steps", "max_seq_len", "checkpoint_interval", "eval_interval",
+    "lora_dropout", "warmup_ratio", "packing"]) delete fromRecipe[name];  // the form's fields say these
+  const honed = adapter ? { ...fromRecipe, adapter } : fromRecipe;
   for (const name of ["learning_rate", "max_steps", "max_seq_len", "checkpoint_interval", "eval_interval",
     "lora_dropout", "warmup_ratio"]) {
     if (numeric(name) !== undefined) honed[name] = numeric(name);
@@ -161,7 +231,7 @@ async function request(form, training, trainingUpload, signal) {
     if (numeric(name) !== undefined) hyperparameters[name] = numeric(name);
   }
   return { model: text("model"), training_file: trainingFile, validation_file: text("validation_file") || undefined,
-    suffix: text("suffix") || undefined, hyperparameters, honed };
+    suffix: text("suffix") || undefined, seed: recipeJob?.seed, hyperparameters, honed };
 }
 
 function describeMachine(hw) {
