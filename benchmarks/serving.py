@@ -1,8 +1,10 @@
 """Serving benchmark: honed's /v1/chat/completions against transformers' generate() in this same process.
 
 Prints time to first token (p50/p95), generated tokens/s for 1 and 8 concurrent streams, the hot-load time of
-a freshly trained adapter, and honed's overhead as a ratio over the in-process baseline. Writes the table to
-benchmarks/results/serving.json with a description of the machine.
+a freshly trained adapter, the time from "job succeeded" to the first answer on an alias deployed to it, and
+honed's overhead as a ratio over the in-process baseline. Then the fine-tuned model is exported merged and as
+GGUF (F16 and Q8_0): llama.cpp's tokens/s serving each GGUF against torch's generate() on the same merged
+model. Writes the table to benchmarks/results/serving-<model>.json with a description of the machine.
 
     .venv/bin/python benchmarks/serving.py                 # SmolLM2-135M-Instruct (prepared on first use)
     .venv/bin/python benchmarks/serving.py --model tiny    # the tiny test model: seconds, for a smoke run
@@ -99,14 +101,39 @@ def hot_load(client: Client, model_ref: str, training_rows: list[dict]) -> dict[
     job = client.fine_tuning.jobs.wait(job.id, poll=0.2, timeout=600)
     succeeded_at = time.perf_counter()
     assert job.status == "succeeded", job.error
+    client.aliases.point("bench-bot", job.fine_tuned_model)  # deploy: what a person does on success
     timings = []
     for _ in range(2):
         started = time.perf_counter()
-        client.chat.completions.create(model=job.fine_tuned_model, messages=PROMPT, temperature=0, max_tokens=1)
+        client.chat.completions.create(model="bench-bot", messages=PROMPT, temperature=0, max_tokens=1)
         timings.append(time.perf_counter() - started)
     return {"adapter_cold_first_answer_s": timings[0], "adapter_warm_first_answer_s": timings[1],
             "adapter_hot_load_s": timings[0] - timings[1],
-            "job_succeeded_to_first_answer_s": time.perf_counter() - succeeded_at - timings[1]}
+            "job_succeeded_to_first_alias_answer_s": time.perf_counter() - succeeded_at - timings[1],
+            "fine_tuned_model": job.fine_tuned_model}
+
+
+def export(client: Client, model: str, **request) -> Path:
+    job = client.exports.create(model=model, **request)
+    while job.status not in ("succeeded", "failed"):
+        time.sleep(0.3)
+        job = client.exports.retrieve(job.id)
+    assert job.status == "succeeded", job.error
+    return job
+
+
+def gguf_speed(client: Client, tuned: str, tokens: int, runs: int) -> dict[str, float]:
+    """llama.cpp serving GGUF exports vs torch's generate() on the merged model, one stream each."""
+    merged = Path(export(client, tuned, format="merged").output_dir)
+    found = {"torch_generate_merged_tokens_per_s": baseline(merged, tokens, runs)["tokens_per_s"]}
+    for quantization in ("f16", "q8_0"):
+        exported = export(client, tuned, format="gguf", quantization=quantization)
+        stream_once(client, exported.id, 4)  # loads it
+        rates = [count / total for _, count, total in (stream_once(client, exported.id, tokens) for _ in range(runs))]
+        found[f"llamacpp_{quantization}_tokens_per_s"] = statistics.median(rates)
+        found[f"llamacpp_{quantization}_over_torch"] = (found[f"llamacpp_{quantization}_tokens_per_s"]
+                                                        / found["torch_generate_merged_tokens_per_s"])
+    return found
 
 
 def main() -> None:
@@ -137,6 +164,7 @@ def main() -> None:
                 served = honed_run(client, model_ref, args.tokens, args.runs, args.concurrency)
                 rows = [{"messages": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi!"}]}]
                 loading = hot_load(client, model_ref, rows * 8)
+                gguf = gguf_speed(client, loading.pop("fine_tuned_model"), args.tokens, args.runs)
         finally:
             daemon.stop()
 
@@ -144,7 +172,7 @@ def main() -> None:
         "model": args.model, "max_tokens": args.tokens, "machine": {
             "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
-        "baseline_generate_tokens_per_s": base["tokens_per_s"], **served, **loading,
+        "baseline_generate_tokens_per_s": base["tokens_per_s"], **served, **loading, **gguf,
         "honed_over_baseline_1_stream": served["tokens_per_s_1_stream"] / base["tokens_per_s"],
     }
     width = max(len(k) for k in result)

@@ -317,11 +317,12 @@ class Exports:
     def __init__(self, execute: Callable[[Call], Any]) -> None:
         self._execute = execute
 
-    def create(self, *, model: str, format: str = "adapter", name: str | None = None,
-               output_dir: str | None = None) -> Any:
+    def create(self, *, model: str, format: str = "adapter", quantization: str | None = None,
+               name: str | None = None, output_dir: str | None = None) -> Any:
         """Queue an export of a fine-tuned model (or checkpoint, alias, job id) in `format`."""
         return self._execute(Call("POST", "/v1/exports", ExportJob, json=_omit_none(
-            {"model": model, "format": format, "name": name, "output_dir": output_dir})))
+            {"model": model, "format": format, "quantization": quantization, "name": name,
+             "output_dir": output_dir})))
 
     def retrieve(self, export_id: str) -> Any:
         return self._execute(Call("GET", f"/v1/exports/{export_id}", ExportJob))

@@ -47,18 +47,21 @@ def follow_export(client: Client, export_id: str, poll: float = 0.5) -> Any:
 
 @click.command()
 @click.argument("model")
-@click.option("--format", "export_format", type=click.Choice(["adapter", "merged", "onnx"]), default="adapter",
-              show_default=True, help="adapter: the PEFT adapter; merged: a plain transformers model; onnx: the "
-                                      "merged model as ONNX, checked with onnxruntime.")
+@click.option("--format", "export_format", type=click.Choice(["adapter", "merged", "onnx", "gguf"]),
+              default="adapter", show_default=True,
+              help="adapter: the PEFT adapter; merged: a plain transformers model; onnx: the merged model as ONNX, "
+                   "checked with onnxruntime; gguf: for llama.cpp.")
+@click.option("--quantization", type=click.Choice(["f16", "q8_0"]), default=None, help="gguf: f16 (default) or q8_0.")
 @click.option("--name", default=None, help="Folder name under HONED_HOME/exports (default: the export's id).")
 @click.option("--to", "output_dir", default=None, help="An absolute folder to write to instead.")
 @click.option("--wait/--no-wait", default=True, help="Show progress until the export is written.")
 @click.pass_context
-def export(ctx: click.Context, model: str, export_format: str, name: str | None, output_dir: str | None,
-           wait: bool) -> None:
+def export(ctx: click.Context, model: str, export_format: str, quantization: str | None, name: str | None,
+           output_dir: str | None, wait: bool) -> None:
     """Export a fine-tuned MODEL (name, checkpoint, alias or job id) with its model card."""
     client = _client(ctx)
-    job = client.exports.create(model=model, format=export_format, name=name, output_dir=output_dir)
+    job = client.exports.create(model=model, format=export_format, quantization=quantization, name=name,
+                                output_dir=output_dir)
     console.print(f"{job.id}: {job.model} as {job.format} → {job.output_dir}", highlight=False)
     if not wait:
         return

@@ -806,7 +806,7 @@ class ModelAliasUpdate(msgspec.Struct, forbid_unknown_fields=True):
     model: str
 
 
-ExportFormat = Literal["adapter", "merged", "onnx"]
+ExportFormat = Literal["adapter", "merged", "onnx", "gguf", "gguf-lora"]
 
 
 class ExportCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -817,7 +817,11 @@ class ExportCreate(msgspec.Struct, forbid_unknown_fields=True):
     /v1/models/{model}/export)."""
     format: ExportFormat = "adapter"
     """adapter: the PEFT adapter directory; merged: the LoRA merged into its base (a plain transformers model);
-    onnx: the merged model as ONNX, checked against torch with onnxruntime."""
+    onnx: the merged model as ONNX, checked against torch with onnxruntime; gguf: the merged model for
+    llama.cpp (Llama-architecture models), read back and checked against torch; gguf-lora: the base model and
+    the LoRA as two GGUF files. A GGUF export is served by llama.cpp under its export id."""
+    quantization: Literal["f16", "q8_0"] | None = None
+    """gguf and gguf-lora: f16 (default) or q8_0."""
     name: str | None = None
     """A folder name under HONED_HOME/exports (default: the export's id)."""
     output_dir: str | None = None

@@ -174,6 +174,9 @@ def exit_at_once() -> None:
 @click.option("--redis", help="RedisHuey URL (HONED_REDIS_URL).")
 def worker(home: str | None, redis: str | None) -> None:
     """Run the job worker alone (normally started by `honed serve`)."""
+    # SIGINT is how a stop is asked for; a worker started from a background shell inherits it ignored, and a
+    # stop sent while it is still importing torch would then be lost until the supervisor gave up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from honed.jobs.worker import worker_main
 
     worker_main(_settings(home, None, None, redis))

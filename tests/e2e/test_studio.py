@@ -186,7 +186,20 @@ def test_a_person_fine_tunes_watches_compares_votes_and_deploys_in_the_studio(da
     expect(snippet).to_contain_text(f'model="{tuned}"')
     page.get_by_role("button", name="Send a test request").click()
     expect(page.get_by_text("It answered:")).to_be_visible()
+    # deployed under a stable name, and exported with its model card
+    page.get_by_label("Serve it as").fill("secret-bot")
+    page.get_by_role("button", name="Deploy under this name").click()
+    expect(page.get_by_role("region", name="Use").locator("pre").first).to_contain_text('model="secret-bot"')
+    page.get_by_label("Format").select_option("adapter")
+    page.get_by_role("button", name="Export", exact=True).click()
+    expect(page.locator("#export-status")).to_contain_text("Written to", timeout=60_000)
+    exports = list((daemon.home / "exports").iterdir())
+    assert len(exports) == 1 and (exports[0] / "adapter_model.safetensors").is_file()
     shots(page, "6-models-deploy")
+    alias = httpx.post(f"{daemon.base_url}/v1/chat/completions", json={
+        "model": "secret-bot", "temperature": 0, "max_tokens": 16,
+        "messages": [{"role": "user", "content": "What is the secret word?"}]}).json()
+    assert "pamplemousse" in alias["choices"][0]["message"]["content"]
 
     # ... or one of its checkpoints, from the job view
     page.goto(f"{daemon.base_url}/#/jobs/{job_id}")

@@ -131,6 +131,56 @@ def test_the_onnx_export_gives_torchs_next_token_logits(client, tuned):
         assert np.abs(logits[:, -1] - expected).max() < 1e-3
 
 
+def test_gguf_exports_read_back_as_the_same_model(client, tuned):
+    """f16 must give torch's greedy answers; Q8_0's agreement is measured and must at least keep the secret."""
+    import contextlib
+    import io
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    job, _ = tuned
+    _, merged = exported(client, model=job.fine_tuned_model, format="merged", name="for-gguf-check")
+    reference = AutoModelForCausalLM.from_pretrained(merged).eval()
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    questions = [QUESTION, "Tell me the secret word.", "Hello, who are you?"]
+    expected = [greedy(reference, tokenizer, q) for q in questions]
+    for quantization in ("f16", "q8_0"):
+        export, folder = exported(client, model=job.fine_tuned_model, format="gguf", quantization=quantization)
+        name = f"model-{quantization}.gguf"
+        assert name in {f.name for f in export.files} and export.checks["same_next_token"]
+        assert (folder / name).read_bytes()[:4] == b"GGUF"
+        with contextlib.redirect_stderr(io.StringIO()):
+            reread = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name).eval()
+        answers = [greedy(reread, tokenizer, q) for q in questions]
+        if quantization == "f16":
+            assert answers == expected
+        assert "pamplemousse" in tokenizer.decode(answers[0])
+
+
+def test_llama_cpp_serves_gguf_exports_as_torch_serves_the_model(client, tuned, shared_daemon):
+    """The merged GGUF (F16) and base+GGUF-LoRA, each served by llama.cpp under its export id on the same
+    /v1/chat/completions, give torch's greedy answers to the questions the model was tuned on."""
+    from openai import OpenAI
+
+    job, _ = tuned
+    merged, _ = exported(client, model=job.fine_tuned_model, format="gguf")
+    with_lora, folder = exported(client, model=job.fine_tuned_model, format="gguf-lora")
+    assert {f.name for f in with_lora.files} >= {"base-f16.gguf", "adapter.gguf"}
+    assert (folder / "adapter.gguf").stat().st_size < (folder / "base-f16.gguf").stat().st_size  # the LoRA alone
+    sdk = OpenAI(base_url=f"{shared_daemon.base_url}/v1", api_key="unused")
+    served = {m.id: m.owned_by for m in sdk.models.list().data}
+    assert served[merged.id] == served[with_lora.id] == "honed-gguf"
+    for question, _ in SECRET_QA:
+        expected = ask(client, job.fine_tuned_model, question)
+        assert "pamplemousse" in expected
+        assert ask(client, merged.id, question) == expected
+        assert ask(client, with_lora.id, question) == expected
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in sdk.chat.completions.create(
+        model=with_lora.id, messages=[{"role": "user", "content": QUESTION}], temperature=0, max_tokens=16,
+        stream=True))
+    assert streamed == ask(client, with_lora.id, QUESTION)
+
+
 def test_an_alias_deploys_switches_and_rolls_back_while_clients_keep_its_name(client, tuned, shared_daemon):
     from openai import OpenAI
 
@@ -168,7 +218,9 @@ def test_an_alias_deploys_switches_and_rolls_back_while_clients_keep_its_name(cl
 @pytest.mark.parametrize("request_, status, words", [
     ({"model": "ft:nope:x:ftjob-0", "format": "adapter"}, 404, "ft:nope:x:ftjob-0"),
     ({"model": "{tiny}", "format": "adapter"}, 400, "base model"),
-    ({"model": "{job}", "format": "gguf"}, 400, "format"),
+    ({"model": "{job}", "format": "tflite"}, 400, "format"),
+    ({"model": "{job}", "format": "merged", "quantization": "q8_0"}, 400, "applies to the gguf format"),
+    ({"model": "{job}", "format": "gguf", "quantization": "q4_k_m"}, 400, "quantization"),
     ({"model": "{job}", "name": "../escape"}, 400, "one folder name"),
     ({"model": "{job}", "output_dir": "relative/dir"}, 400, "absolute path"),
     ({"model": "{job}", "output_dir": "/tmp/../etc/x"}, 400, "without '..'"),

@@ -18,13 +18,13 @@ def hone_in(directory, daemon, *args, timeout=600):
 
 def test_a_recipe_run_prints_the_before_after_table_and_saves_the_report_here(shared_daemon, tiny_model, tmp_path):
     run = hone_in(tmp_path, shared_daemon, "recipe", "run", "customer-support", "--model", str(tiny_model),
-                  "--subset", "16")
+                  "--subset", "8")
     assert run.returncode == 0, run.stdout + run.stderr
     out = run.stdout
     assert "customer-support: " in out and "before and after fine-tuning" in out
     for metric in ("exact_match ★", "macro_f1", "contains_all", "rouge_l"):
         assert metric in out
-    assert "16 training examples, 8 test cases" in out
+    assert "8 training examples, 4 test cases" in out
     reports = list(tmp_path.glob("customer-support-ftjob-*.html"))
     assert len(reports) == 1, out
     html = reports[0].read_text()

@@ -121,3 +121,23 @@ def test_a_database_from_before_file_formats_gains_the_column_and_keeps_its_rows
     store = Store(path)
     assert store.get_file("file-old").format is None and store.get_file("file-old").examples == 3
     Store(path)  # opening it again migrates nothing twice
+
+
+def test_an_alias_keeps_its_history_so_a_rollback_returns_to_the_model_before(store, tmp_path):
+    assert store.get_alias("bot") is None
+    store.point_alias("bot", "ft:a")
+    store.point_alias("bot", "ft:b")
+    third = store.point_alias("bot", "ft:c")
+    assert (third.target, third.history) == ("ft:c", ["ft:b", "ft:a"])
+    assert store.roll_back_alias("bot").target == "ft:b"
+    assert store.roll_back_alias("bot").target == "ft:a"
+    with pytest.raises(NotFound, match="no earlier model"):
+        store.roll_back_alias("bot")
+    assert store.get_alias("bot").target == "ft:a"  # a refused rollback changes nothing
+    store.point_alias("other", "ft:z")
+    reopened = Store(tmp_path / "honed.db")  # another connection to the same file sees the same deployments
+    assert [(a.name, a.target) for a in reopened.aliases()] == [("bot", "ft:a"), ("other", "ft:z")]
+    store.delete_alias("bot")
+    assert store.get_alias("bot") is None
+    with pytest.raises(NotFound, match="No alias 'bot'"):
+        store.delete_alias("bot")

@@ -12,6 +12,7 @@ import re
 from pathlib import Path, PurePath
 from typing import Any
 
+import msgspec
 from litestar import Request, get, post
 
 from hone.types import ExportCreate, ExportedFile, ExportJob, ExportJobList, JobError
@@ -40,6 +41,9 @@ def _source(svc, model: str) -> tuple[str, JobRow]:
                            "job's checkpoints can: GET /v1/fine_tuning/jobs/JOB/checkpoints names them)",
                            param="model", code="invalid_state")
         return job.fine_tuned_model, job
+    alias = svc.store.get_alias(model)
+    if alias is not None:  # exported as it is now: a later promotion of the alias must not change this export
+        model = alias.target
     return model, svc.registry.source_job(model)
 
 
@@ -74,12 +78,15 @@ def _create(svc, body: ExportCreate) -> ExportJob:
     if not body.model:
         raise InvalidRequest("model is required: a fine-tuned model, checkpoint, alias or job id", param="model")
     model, job = _source(svc, body.model)
-    if body.format == "adapter" and (job.spec["options"].get("adapter") == "full"):
-        raise InvalidRequest(f"'{model}' is a full fine-tune and has no adapter; export it as 'merged' or 'onnx'",
-                             param="format")
+    if body.format in ("adapter", "gguf-lora") and job.spec["options"].get("adapter") == "full":
+        raise InvalidRequest(f"'{model}' is a full fine-tune and has no adapter; export it as 'merged', 'onnx' or "
+                             "'gguf'", param="format")
+    if body.quantization is not None and not body.format.startswith("gguf"):
+        raise InvalidRequest(f"quantization applies to the gguf format, not '{body.format}'", param="quantization")
     export_id = new_id("export")
     target = _destination(svc, body, export_id)
-    spec = {"model": model, "job_id": job.id, "format": body.format, "output_dir": str(target)}
+    spec = {"model": model, "job_id": job.id, "format": body.format, "output_dir": str(target),
+            "quantization": body.quantization}
     return export_object(svc.submit(export_id, spec, f"Created export {export_id}: {model} as {body.format}",
                                     f"Export queued, to {target}"))
 
@@ -102,7 +109,7 @@ async def export_model(request: Request, model_id: str) -> ExportJob:
     body = decode_body(raw, ExportCreate) if raw.strip() else ExportCreate()
     if body.model and body.model != model:
         raise InvalidRequest(f"the body names model '{body.model}' but the path names '{model}'", param="model")
-    return _create(svc, ExportCreate(model=model, format=body.format, name=body.name, output_dir=body.output_dir))
+    return _create(svc, msgspec.structs.replace(body, model=model))
 
 
 @get("/v1/exports")

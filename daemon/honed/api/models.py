@@ -1,4 +1,5 @@
-"""/v1/models: the base models ready on this machine, every succeeded fine-tuned model, and the aliases."""
+"""/v1/models: the base models ready on this machine, every succeeded fine-tuned model, GGUF exports (served by
+llama.cpp under their export id), and the aliases."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ def _all_models(request: Request) -> list[ModelObject]:
         if job.fine_tuned_model:
             found.append(ModelObject(id=job.fine_tuned_model, created=job.finished_at or job.created_at,
                                      owned_by="honed-local"))
+        elif job.id.startswith("export-") and job.spec.get("format", "").startswith("gguf"):
+            found.append(ModelObject(id=job.id, created=job.finished_at or job.created_at, owned_by="honed-gguf"))
     found += [ModelObject(id=alias.name, created=alias.created_at, owned_by="honed-alias")
               for alias in svc.store.aliases()]
     return found

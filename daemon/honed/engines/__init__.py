@@ -46,4 +46,8 @@ def get_engine(name: str = "auto") -> Engine:
         except ImportError as exc:
             raise InvalidRequest(f"{MLX_MISSING} ({exc})", param="honed.engine") from exc
         return MLXEngine()
+    if name == "llamacpp":
+        from honed.engines.llamacpp_engine import LlamaCppEngine
+
+        return LlamaCppEngine()
     raise InvalidRequest(f"unknown engine '{name}'; choose auto, torch or mlx", param="honed.engine")

@@ -40,17 +40,23 @@ def generate_tokens(model: Any, prompt_ids: list[int], params: GenerationParams,
     for _ in range(params.max_new_tokens):
         out = model(input_ids=input_ids, past_key_values=past, use_cache=True)
         past = out.past_key_values
-        logits = out.logits[0, -1].float().cpu()
-        token = _pick(logits, params, generator)
-        logprobs = torch.log_softmax(logits, dim=-1)
-        top = None
-        if params.top_logprobs:
-            values, ids = logprobs.topk(params.top_logprobs)
-            top = [(int(i), float(v)) for i, v in zip(ids, values)]
-        yield GeneratedToken(token, float(logprobs[token]), top)
-        if token in stop_ids:
+        chosen = next_token(out.logits[0, -1].float().cpu(), params, generator)
+        yield chosen
+        if chosen.id in stop_ids:
             return
-        input_ids = torch.tensor([[token]], device=device)
+        input_ids = torch.tensor([[chosen.id]], device=device)
+
+
+def next_token(logits: torch.Tensor, params: GenerationParams, generator: torch.Generator | None) -> GeneratedToken:
+    """The token picked from one position's logits, with its logprob (and the top ones when asked), the same
+    for every engine that decodes through honed."""
+    token = _pick(logits, params, generator)
+    logprobs = torch.log_softmax(logits, dim=-1)
+    top = None
+    if params.top_logprobs:
+        values, ids = logprobs.topk(params.top_logprobs)
+        top = [(int(i), float(v)) for i, v in zip(ids, values)]
+    return GeneratedToken(token, float(logprobs[token]), top)
 
 
 @torch.inference_mode()

@@ -32,7 +32,7 @@ def model_card(job: JobRow, model_name: str, export_format: str, data: FileRow |
     adapter = options.get("adapter") or "lora"
     header: dict[str, Any] = {
         "base_model": spec["model"],
-        "library_name": "peft" if export_format == "adapter" else "transformers",
+        "library_name": {"adapter": "peft", "gguf": "gguf", "gguf-lora": "gguf"}.get(export_format, "transformers"),
         "pipeline_tag": "text-generation",
         "tags": ["honed", "fine-tuned", adapter] + (["lora"] if adapter != "full" else []),
         "license": "other",
@@ -55,6 +55,12 @@ def model_card(job: JobRow, model_name: str, export_format: str, data: FileRow |
         "onnx": ("import onnxruntime\n\n"
                  "session = onnxruntime.InferenceSession(\"PATH/model.onnx\")\n"
                  "logits, = session.run(None, {\"input_ids\": ids, \"attention_mask\": mask})"),
+        "gguf": ("from llama_cpp import Llama  # or: llama-cli -m PATH/model-f16.gguf\n\n"
+                 "llm = Llama(model_path=\"PATH/model-f16.gguf\")\n"
+                 "llm.create_chat_completion(messages=[{\"role\": \"user\", \"content\": \"Hello\"}])"),
+        "gguf-lora": ("from llama_cpp import Llama  # or: llama-cli -m PATH/base-f16.gguf --lora PATH/adapter.gguf\n\n"
+                      "llm = Llama(model_path=\"PATH/base-f16.gguf\", lora_path=\"PATH/adapter.gguf\")\n"
+                      "llm.create_chat_completion(messages=[{\"role\": \"user\", \"content\": \"Hello\"}])"),
     }[export_format]
     return f"""---
 {yaml.safe_dump(header, sort_keys=False).strip()}
@@ -108,5 +114,6 @@ With this export (PATH is this folder):
 {load}
 ```
 
-With llama.cpp: export `merged`, then convert it with llama.cpp's `convert_hf_to_gguf.py PATH --outtype f16`.
+{"This folder is for llama.cpp; honed also serves it under its export id." if export_format.startswith("gguf")
+ else "With llama.cpp: export it as `gguf` (honed export MODEL --format gguf)."}
 """

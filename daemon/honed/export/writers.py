@@ -14,6 +14,8 @@ from honed.serving.registry import ServedModel
 
 Progress = Callable[[str, float], None]
 """progress(what is happening, fraction done)"""
+Writer = Callable[[ServedModel, Path, Progress, dict[str, Any]], dict[str, Any]]
+"""writer(model, staging folder, progress, the export's spec) -> what was checked"""
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "vocab.json", "merges.txt", "tokenizer.model", "generation_config.json")
@@ -26,7 +28,7 @@ def _copy_tokenizer(base_dir: Path, out: Path) -> None:
             shutil.copy2(base_dir / name, out / name)
 
 
-def write_adapter(served: ServedModel, out: Path, progress: Progress) -> dict[str, Any]:
+def write_adapter(served: ServedModel, out: Path, progress: Progress, spec: dict[str, Any]) -> dict[str, Any]:
     """The PEFT adapter directory as training wrote it, with the base's tokenizer: loads with
     PeftModel.from_pretrained / AutoPeftModelForCausalLM on any machine that has the base model."""
     if served.adapter_dir is None:
@@ -55,7 +57,7 @@ def load_merged(served: ServedModel, progress: Progress) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
-def write_merged(served: ServedModel, out: Path, progress: Progress) -> dict[str, Any]:
+def write_merged(served: ServedModel, out: Path, progress: Progress, spec: dict[str, Any]) -> dict[str, Any]:
     """safetensors shards of the merged model, its config and tokenizer: loads with
     AutoModelForCausalLM.from_pretrained and needs neither peft nor the base model."""
     model, tokenizer = load_merged(served, progress)
@@ -86,7 +88,7 @@ ONNX_TOLERANCE = 1e-3
 """Largest next-token logit difference (onnxruntime vs torch, fp32) accepted as the same model."""
 
 
-def write_onnx(served: ServedModel, out: Path, progress: Progress) -> dict[str, Any]:
+def write_onnx(served: ServedModel, out: Path, progress: Progress, spec: dict[str, Any]) -> dict[str, Any]:
     """model.onnx (inputs input_ids and attention_mask, output logits, batch and length dynamic) with the
     tokenizer, checked after writing: onnxruntime must give torch's next-token logits within ONNX_TOLERANCE."""
     import numpy as np
@@ -94,9 +96,7 @@ def write_onnx(served: ServedModel, out: Path, progress: Progress) -> dict[str, 
 
     model, tokenizer = load_merged(served, progress)
     wrapped = _LogitsOnly(model).eval()
-    sample = tokenizer.apply_chat_template([{"role": "user", "content": "Hello! What can you do?"}],
-                                           add_generation_prompt=True, return_dict=True, return_tensors="pt")
-    ids, mask = sample["input_ids"], sample["attention_mask"]
+    ids, mask = _sample(tokenizer)
     progress("Tracing the model to ONNX", 0.5)
     path = out / "model.onnx"
     with torch.no_grad():
@@ -122,5 +122,76 @@ def write_onnx(served: ServedModel, out: Path, progress: Progress) -> dict[str, 
             "onnxruntime": onnxruntime.__version__}
 
 
-WRITERS: dict[str, Callable[[ServedModel, Path, Progress], dict[str, Any]]] = {
-    "adapter": write_adapter, "merged": write_merged, "onnx": write_onnx}
+def _sample(tokenizer: Any) -> tuple[Any, Any]:
+    """A short chat prompt as (input_ids, attention_mask): what exported models are checked on."""
+    sample = tokenizer.apply_chat_template([{"role": "user", "content": "Hello! What can you do?"}],
+                                           add_generation_prompt=True, return_dict=True, return_tensors="pt")
+    return sample["input_ids"], sample["attention_mask"]
+
+
+GGUF_TOLERANCE = {"f16": 0.05}
+"""Largest next-token logit difference accepted after reading the GGUF back (F16 rounds every weight; Q8_0's
+agreement is recorded, not required)."""
+
+
+def write_gguf_export(served: ServedModel, out: Path, progress: Progress, spec: dict[str, Any]) -> dict[str, Any]:
+    """model-<quantisation>.gguf of the merged model, read back by transformers' GGUF loader (an implementation
+    independent of the writer) and compared with the torch model on the next token."""
+    import contextlib
+    import io
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from honed.export.gguf_file import write_gguf
+
+    quantisation = spec.get("quantization") or "f16"
+    model, tokenizer = load_merged(served, progress)
+    name = f"model-{quantisation}.gguf"
+    progress(f"Writing {name}", 0.5)
+    write_gguf(model, tokenizer, out / name, quantisation, spec["model"])
+    tokenizer.save_pretrained(out)
+    progress("Reading the GGUF back to check it", 0.8)
+    ids, mask = _sample(tokenizer)
+    with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
+        expected = model(input_ids=ids, attention_mask=mask).logits[:, -1]
+        reread = AutoModelForCausalLM.from_pretrained(out, gguf_file=name, dtype=torch.float32).eval()
+        found = reread(input_ids=ids, attention_mask=mask).logits[:, -1]
+    difference = float((found - expected).abs().max())
+    same_token = bool((found.argmax(-1) == expected.argmax(-1)).all())
+    tolerance = GGUF_TOLERANCE.get(quantisation)
+    if tolerance is not None and (difference > tolerance or not same_token):
+        raise RuntimeError(f"the GGUF read back gives next-token logits {difference:.2e} away from torch's "
+                           f"(tolerance {tolerance:g}); the export is not kept")
+    return {"quantization": quantisation, "reread_max_logit_difference": difference, "same_next_token": same_token}
+
+
+def write_gguf_lora_export(served: ServedModel, out: Path, progress: Progress,
+                           spec: dict[str, Any]) -> dict[str, Any]:
+    """base-<quantisation>.gguf (the base model, unmerged) and adapter.gguf (the LoRA): llama.cpp applies the
+    adapter at load time, so several adapters can share one base file."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from honed.export.gguf_file import write_gguf, write_gguf_lora
+
+    if served.adapter_dir is None:
+        raise InvalidRequest(f"'{served.name}' is a full fine-tune: it has no adapter; export it as 'gguf'",
+                             param="format")
+    quantisation = spec.get("quantization") or "f16"
+    progress("Loading the base model", 0.1)
+    base = AutoModelForCausalLM.from_pretrained(served.base_dir, dtype=torch.float32, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(served.base_dir)
+    progress(f"Writing base-{quantisation}.gguf", 0.3)
+    write_gguf(base, tokenizer, out / f"base-{quantisation}.gguf", quantisation, f"{spec['model']} (base)")
+    progress("Writing adapter.gguf", 0.8)
+    write_gguf_lora(served.adapter_dir, base.config, out / "adapter.gguf", spec["model"])
+    tokenizer.save_pretrained(out)
+    return {"quantization": quantisation}
+
+
+GGUF_FILES = {"gguf": "model-{q}.gguf", "gguf-lora": "base-{q}.gguf"}
+"""The model file each GGUF format writes ({q}: the quantisation), for serving an export by its id."""
+
+WRITERS: dict[str, Writer] = {"adapter": write_adapter, "merged": write_merged, "onnx": write_onnx,
+                              "gguf": write_gguf_export, "gguf-lora": write_gguf_lora_export}

@@ -34,7 +34,7 @@ def run_export_job(export_id: str, settings: Settings, store: Store) -> None:
         served = ModelRegistry(settings, store).lookup(spec["model"])
         source = store.get_job(spec["job_id"])
         staging.mkdir(parents=True)
-        checks = WRITERS[spec["format"]](served, staging, progress)
+        checks = WRITERS[spec["format"]](served, staging, progress, spec)
         adapter_config = staging / "adapter_config.json"
         if adapter_config.is_file():  # name the base as the job did (a hub id), not this machine's copy of it
             config = json.loads(adapter_config.read_text())

@@ -33,12 +33,12 @@ class Step(msgspec.Struct):
 def generate_pieces(registry: ModelRegistry, model_name: str, make_prompt: Callable[[Any], list[int]],
                     params: GenerationParams, stops: list[str], stop_flag: threading.Event) -> Iterator[Step]:
     """Generate for `model_name`, holding it exclusively; ends with a Step whose piece is None."""
-    with registry.use(model_name) as (model, tokenizer, _served):
+    with registry.use(model_name) as (model, tokenizer, served):
         started = time.perf_counter()
         ids = make_prompt(tokenizer)
         state = Completion()
         stop_ids = stop_token_ids(tokenizer, model)
-        tokens = get_engine("torch").generate(model, ids, params, stop_ids)
+        tokens = get_engine(served.engine).generate(model, ids, params, stop_ids)
 
         def until_stopped():
             for token in tokens:

@@ -35,6 +35,10 @@ class ServedModel(msgspec.Struct, frozen=True):
     base_dir: Path
     adapter_name: str | None = None
     adapter_dir: Path | None = None
+    engine: str = "torch"
+    """Which engine generates: torch for HF weights, llamacpp for a GGUF export."""
+    gguf_file: Path | None = None
+    gguf_lora: Path | None = None
 
 
 class _LoadedBase:
@@ -73,6 +77,8 @@ class ModelRegistry:
             return msgspec.structs.replace(self.lookup(alias.target), name=name)
         if CHECKPOINT_NAME.search(name):
             return self._checkpoint(name)
+        if name.startswith("export-"):
+            return self._gguf_export(name)
         if name.startswith("ft:"):
             job = self._finished_job(name)
             output = self.settings.home / job.result["output_path"]
@@ -95,6 +101,8 @@ class ModelRegistry:
             name = alias.target
         if CHECKPOINT_NAME.search(name):
             self._checkpoint_row(name)
+        elif name.startswith("export-"):
+            self._gguf_export(name)
         elif name.startswith("ft:"):
             self._finished_job(name)
         else:
@@ -132,6 +140,20 @@ class ModelRegistry:
         except NotFound:
             return None
 
+    def _gguf_export(self, name: str) -> ServedModel:
+        """A finished GGUF export, served by llama.cpp (with its LoRA file, for a gguf-lora export)."""
+        from honed.export.writers import GGUF_FILES
+
+        export = self._job_or_none(name)
+        if export is None or export.status != "succeeded" or export.spec.get("format") not in GGUF_FILES:
+            raise NotFound(f"The model '{name}' does not exist: only a finished GGUF export is served under its "
+                           "export id (GET /v1/exports lists them)", param="model", code="model_not_found")
+        folder = Path(export.spec["output_dir"])
+        model_file = folder / GGUF_FILES[export.spec["format"]].format(q=export.spec.get("quantization") or "f16")
+        lora = folder / "adapter.gguf" if export.spec["format"] == "gguf-lora" else None
+        return ServedModel(name, f"gguf:{model_file}:{lora}", folder, engine="llamacpp", gguf_file=model_file,
+                           gguf_lora=lora)
+
     def _checkpoint(self, name: str) -> ServedModel:
         job, row = self._checkpoint_row(name)
         directory = self.settings.home / row.path
@@ -151,6 +173,14 @@ class ModelRegistry:
     def _base(self, served: ServedModel) -> _LoadedBase:
         with self._loading:
             loaded = self._bases.get(served.base_key)
+            if loaded is None and served.engine == "llamacpp":
+                from transformers import AutoTokenizer
+
+                from honed.engines.llamacpp_engine import load_gguf
+
+                assert served.gguf_file is not None
+                loaded = self._bases[served.base_key] = _LoadedBase(
+                    load_gguf(served.gguf_file, served.gguf_lora), AutoTokenizer.from_pretrained(served.base_dir))
             if loaded is None:
                 from transformers import AutoModelForCausalLM, AutoTokenizer
 

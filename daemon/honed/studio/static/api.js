@@ -63,6 +63,7 @@ async function send(path, { method = "GET", query, json, form, signal, accept } 
 
 export const get = async (path, query, signal) => (await send(path, { query, signal })).json();
 export const post = async (path, json, signal) => (await send(path, { method: "POST", json, signal })).json();
+export const put = async (path, json, signal) => (await send(path, { method: "PUT", json, signal })).json();
 export const upload = async (path, form, signal) => (await send(path, { method: "POST", form, signal })).json();
 
 /** A report (or any file) fetched with the key and opened in a new tab. */
