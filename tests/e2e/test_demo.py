@@ -45,8 +45,10 @@ def test_the_bundled_base_model_is_prepared_once_and_answers(smollm2_home):
 
 
 def test_hone_demo_fine_tunes_and_beats_the_base_model(smollm2_home):
+    # 3 epochs instead of the demo's 5: the same cycle 16 steps (~1.5 min) shorter; measured 9/12 against the
+    # 5-epoch 10/12, still far above the bar below
     result = subprocess.run([sys.executable, "-m", "hone.cli", "demo", "--home", str(smollm2_home),
-                             "--port", str(free_port())], capture_output=True, text=True, timeout=900,
+                             "--port", str(free_port()), "--epochs", "3"], capture_output=True, text=True, timeout=900,
                             env={**os.environ, "COLUMNS": "160"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     score = re.search(r"base (\d+)/(\d+) .*fine-tuned (\d+)/(\d+)", result.stdout)

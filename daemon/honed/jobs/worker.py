@@ -51,7 +51,7 @@ def _plan(store: Store, settings: Settings, job_id: str, job_plan: JobPlan, mode
     if store.latest_event(job_id, "estimate") is not None:
         return None
     try:
-        found = estimate_job(settings, job_plan, model_dir, job_plan.spec.model)
+        found = estimate_job(settings, job_plan, model_dir, job_plan.spec.model, in_process=True)
     except HonedError as exc:  # an estimate is advice: the job trains without one
         event("warning", f"No estimate for this job: {exc}", {"kind": "estimate_failed"}, level="warn")
         return None
@@ -124,7 +124,7 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
                              "raise honed.max_seq_len")
         estimated = _plan(store, settings, job_id, job_plan, model_dir, event)
         release_freed()  # what earlier jobs of this long-lived worker freed goes back to the OS first
-        reset_peak()  # from here on the peak is this job's (the probe ran in its own process)
+        reset_peak()  # from here on the peak is this job's, not the probe's
         started = time.monotonic()
         config = TrainConfig(
             model_dir=model_dir, output_dir=job_dir, adapter=options.adapter, lora_rank=options.lora_rank,

@@ -43,12 +43,14 @@ def plan_job(settings: Settings, store: Store, spec: FineTuneSpec, model_dir: Pa
     return JobPlan(msgspec.structs.replace(spec, options=plan.options), plan, train, valid)
 
 
-def estimate_job(settings: Settings, job: JobPlan, model_dir: Path, model: str) -> Estimate:
-    """The job's time and memory, running (or reusing) a probe on this machine."""
+def estimate_job(settings: Settings, job: JobPlan, model_dir: Path, model: str, in_process: bool = False) -> Estimate:
+    """The job's time and memory, running (or reusing) a probe on this machine (in this process when
+    `in_process`: see planning.probe.probe)."""
     spec, options = job.spec, job.spec.options
     steps = schedule(job.train.examples, options, batch_size=spec.batch_size, n_epochs=spec.n_epochs, seed=spec.seed)
     shape = probe_shape(model_dir, job.plan.engine, options, steps, spec.batch_size, job.train.examples)
-    measured = probe(shape, settings.probe_cache_dir or settings.home / "cache" / "probes", nice=settings.worker_nice)
+    measured = probe(shape, settings.probe_cache_dir or settings.home / "cache" / "probes", nice=settings.worker_nice,
+                     in_process=in_process)
     return estimate(model=model, engine=job.plan.engine, device=detect().device, options=options, steps=steps,
                     valid=job.valid.examples if job.valid else [], probe=measured,
                     choices=job.plan.choices, samples=job.train.first_prompt is not None)

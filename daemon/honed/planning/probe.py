@@ -129,7 +129,7 @@ def _decode_seconds_per_step(model_dir: str) -> tuple[float, float]:
 
 
 def measure(shape: ProbeShape) -> dict:
-    """Run in the child process: the measurements, as a dict of EstimateProbe fields."""
+    """Run in the probing process (a child, or the worker itself): the measurements, as EstimateProbe fields."""
     import torch
 
     started = time.monotonic()
@@ -158,11 +158,18 @@ def measure(shape: ProbeShape) -> dict:
     }
 
 
-def probe(shape: ProbeShape, cache_dir: Path, nice: int = 0, timeout: float = 600) -> EstimateProbe:
-    """The probe's measurements for this shape: from the cache, or measured now in a child process."""
+def probe(shape: ProbeShape, cache_dir: Path, nice: int = 0, timeout: float = 600,
+          in_process: bool = False) -> EstimateProbe:
+    """The probe's measurements for this shape: from the cache, or measured now. The API measures in a child
+    process, so a model never loads into the server; the worker measures in its own process (`in_process`),
+    which has the libraries loaded already (a child would spend seconds importing them) and is where the job's
+    memory peak will be, and it frees what the probe held before the job starts."""
     cache = cache_dir / f"probe-{shape.cache_key()}.json"
     if cache.is_file():
         return msgspec.convert({**json.loads(cache.read_text()), "cached": True, "seconds": 0.0}, EstimateProbe)
+    if in_process:
+        _keep(cache, measure(shape))
+        return msgspec.convert(json.loads(cache.read_text()), EstimateProbe)
     env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     try:
         done = subprocess.run([sys.executable, "-m", "honed.planning.probe"], input=msgspec.json.encode(shape),
@@ -175,11 +182,16 @@ def probe(shape: ProbeShape, cache_dir: Path, nice: int = 0, timeout: float = 60
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
         raise HonedError(f"the estimate's probe run failed: {last}")
     measured = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(".partial")
+    _keep(cache, measured)
+    return msgspec.convert(measured, EstimateProbe)
+
+
+def _keep(cache: Path, measured: dict) -> None:
+    """Write a probe's measurements to the cache whole (readers never see half a file)."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_suffix(f".partial-{os.getpid()}")
     partial.write_text(json.dumps(measured))
     os.replace(partial, cache)
-    return msgspec.convert(measured, EstimateProbe)
 
 
 if __name__ == "__main__":
