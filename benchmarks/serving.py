@@ -122,17 +122,32 @@ def export(client: Client, model: str, **request) -> Path:
     return job
 
 
+AGREEMENT_PROMPTS = ["Write a short paragraph about the sea.", "What is the capital of France?",
+                     "Give me three tips for sleeping well.", "Explain what a kettle does.",
+                     "Say hello in French and in German.", "What is 12 times 7?"]
+
+
+def greedy_answers(client: Client, model: str, tokens: int) -> list[str]:
+    return [client.chat.completions.create(model=model, messages=[{"role": "user", "content": p}], temperature=0,
+                                           max_tokens=tokens).choices[0].message.content for p in AGREEMENT_PROMPTS]
+
+
 def gguf_speed(client: Client, tuned: str, tokens: int, runs: int) -> dict[str, float]:
-    """llama.cpp serving GGUF exports vs torch's generate() on the merged model, one stream each."""
+    """llama.cpp serving GGUF exports vs torch's generate() on the merged model, one stream each; and how often
+    each GGUF's greedy answer is exactly torch's (served fine-tuned model) on a few prompts."""
     merged = Path(export(client, tuned, format="merged").output_dir)
     found = {"torch_generate_merged_tokens_per_s": baseline(merged, tokens, runs)["tokens_per_s"]}
-    for quantization in ("f16", "q8_0"):
+    reference = greedy_answers(client, tuned, 32)
+    for quantization in ("f16", "q8_0", "q4_k_m"):
         exported = export(client, tuned, format="gguf", quantization=quantization)
         stream_once(client, exported.id, 4)  # loads it
         rates = [count / total for _, count, total in (stream_once(client, exported.id, tokens) for _ in range(runs))]
         found[f"llamacpp_{quantization}_tokens_per_s"] = statistics.median(rates)
         found[f"llamacpp_{quantization}_over_torch"] = (found[f"llamacpp_{quantization}_tokens_per_s"]
                                                         / found["torch_generate_merged_tokens_per_s"])
+        answers = greedy_answers(client, exported.id, 32)
+        found[f"llamacpp_{quantization}_same_greedy_answer"] = (
+            sum(a == b for a, b in zip(answers, reference)) / len(reference))
     return found
 
 

@@ -7,6 +7,9 @@ import os
 # CI runs the tests on a machine doing nothing else, where OpenMP's own waiting is fastest (honed's passive
 # default costs ~40 % per tiny-model step there); the daemons the tests start inherit this.
 os.environ.setdefault("HONED_OMP_WAIT_POLICY", "default")
+# A test's daemon is stopped at teardown whatever its worker is doing; a tiny-model step ends in well under a
+# second, so a graceful stop that takes longer is a worker deep in loading or evaluating: not worth waiting for.
+os.environ.setdefault("HONED_STOP_TIMEOUT_S", "5")
 
 import json  # noqa: E402
 import shutil

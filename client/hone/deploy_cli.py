@@ -51,7 +51,8 @@ def follow_export(client: Client, export_id: str, poll: float = 0.5) -> Any:
               default="adapter", show_default=True,
               help="adapter: the PEFT adapter; merged: a plain transformers model; onnx: the merged model as ONNX, "
                    "checked with onnxruntime; gguf: for llama.cpp.")
-@click.option("--quantization", type=click.Choice(["f16", "q8_0"]), default=None, help="gguf: f16 (default) or q8_0.")
+@click.option("--quantization", type=click.Choice(["f16", "q8_0", "q4_k_m"]), default=None,
+              help="gguf: f16 (default), q8_0 or q4_k_m.")
 @click.option("--name", default=None, help="Folder name under HONED_HOME/exports (default: the export's id).")
 @click.option("--to", "output_dir", default=None, help="An absolute folder to write to instead.")
 @click.option("--wait/--no-wait", default=True, help="Show progress until the export is written.")

@@ -820,8 +820,8 @@ class ExportCreate(msgspec.Struct, forbid_unknown_fields=True):
     onnx: the merged model as ONNX, checked against torch with onnxruntime; gguf: the merged model for
     llama.cpp (Llama-architecture models), read back and checked against torch; gguf-lora: the base model and
     the LoRA as two GGUF files. A GGUF export is served by llama.cpp under its export id."""
-    quantization: Literal["f16", "q8_0"] | None = None
-    """gguf and gguf-lora: f16 (default) or q8_0."""
+    quantization: Literal["f16", "q8_0", "q4_k_m"] | None = None
+    """gguf and gguf-lora: f16 (default), q8_0, or q4_k_m (quantised by llama.cpp)."""
     name: str | None = None
     """A folder name under HONED_HOME/exports (default: the export's id)."""
     output_dir: str | None = None

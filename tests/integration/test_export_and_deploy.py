@@ -132,7 +132,8 @@ def test_the_onnx_export_gives_torchs_next_token_logits(client, tuned):
 
 
 def test_gguf_exports_read_back_as_the_same_model(client, tuned):
-    """f16 must give torch's greedy answers; Q8_0's agreement is measured and must at least keep the secret."""
+    """F16 must give torch's greedy answers; Q8_0 must at least keep the secret; Q4_K_M (llama.cpp's quantiser)
+    must read back as a model of the same shape."""
     import contextlib
     import io
 
@@ -144,17 +145,21 @@ def test_gguf_exports_read_back_as_the_same_model(client, tuned):
     tokenizer = AutoTokenizer.from_pretrained(merged)
     questions = [QUESTION, "Tell me the secret word.", "Hello, who are you?"]
     expected = [greedy(reference, tokenizer, q) for q in questions]
-    for quantization in ("f16", "q8_0"):
+    sizes = {}
+    for quantization in ("f16", "q8_0", "q4_k_m"):
         export, folder = exported(client, model=job.fine_tuned_model, format="gguf", quantization=quantization)
         name = f"model-{quantization}.gguf"
-        assert name in {f.name for f in export.files} and export.checks["same_next_token"]
-        assert (folder / name).read_bytes()[:4] == b"GGUF"
+        assert name in {f.name for f in export.files} and (folder / name).read_bytes()[:4] == b"GGUF"
+        sizes[quantization] = (folder / name).stat().st_size
         with contextlib.redirect_stderr(io.StringIO()):
             reread = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name).eval()
+        assert reread.config.num_hidden_layers == reference.config.num_hidden_layers
         answers = [greedy(reread, tokenizer, q) for q in questions]
         if quantization == "f16":
-            assert answers == expected
-        assert "pamplemousse" in tokenizer.decode(answers[0])
+            assert answers == expected and export.checks["same_next_token"]
+        if quantization != "q4_k_m":
+            assert "pamplemousse" in tokenizer.decode(answers[0])
+    assert sizes["f16"] > sizes["q8_0"] > sizes["q4_k_m"]
 
 
 def test_llama_cpp_serves_gguf_exports_as_torch_serves_the_model(client, tuned, shared_daemon):
@@ -220,7 +225,7 @@ def test_an_alias_deploys_switches_and_rolls_back_while_clients_keep_its_name(cl
     ({"model": "{tiny}", "format": "adapter"}, 400, "base model"),
     ({"model": "{job}", "format": "tflite"}, 400, "format"),
     ({"model": "{job}", "format": "merged", "quantization": "q8_0"}, 400, "applies to the gguf format"),
-    ({"model": "{job}", "format": "gguf", "quantization": "q4_k_m"}, 400, "quantization"),
+    ({"model": "{job}", "format": "gguf", "quantization": "q2_k"}, 400, "quantization"),
     ({"model": "{job}", "name": "../escape"}, 400, "one folder name"),
     ({"model": "{job}", "output_dir": "relative/dir"}, 400, "absolute path"),
     ({"model": "{job}", "output_dir": "/tmp/../etc/x"}, 400, "without '..'"),

@@ -3,7 +3,7 @@
 The layout follows llama.cpp's convert_hf_to_gguf.py for LlamaForCausalLM (which SmolLM2 is): the same
 metadata keys, tensor names, and the same reordering of the query and key projections, whose rows llama.cpp's
 rotary embedding expects pairwise interleaved where transformers keeps the two halves apart. Norms stay F32,
-the rest is F16 or Q8_0 (gguf's own quantiser; the k-quants such as Q4_K_M need llama.cpp's llama-quantize).
+the rest is F16 or Q8_0 (the gguf package's own quantiser), or Q4_K_M from llama.cpp's quantiser.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import numpy as np
 
 from honed.errors import InvalidRequest
 
-QUANTISATIONS = ("f16", "q8_0")
+QUANTISATIONS = ("f16", "q8_0", "q4_k_m")
+WRITTEN_HERE = ("f16", "q8_0")
+"""What the `gguf` package quantises itself; the k-quants come from llama.cpp's own quantiser."""
 LAYER_TENSORS = {
     "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
     "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
@@ -84,6 +86,32 @@ def _tokenizer_fields(writer: Any, tokenizer: Any, config: Any) -> None:
 
 
 def write_gguf(model: Any, tokenizer: Any, path: Path, quantisation: str, name: str) -> None:
+    """The model at `quantisation`: F16 and Q8_0 written directly, Q4_K_M quantised by llama.cpp (through
+    llama-cpp-python's binding of llama_model_quantize) from an F16 file written first."""
+    if quantisation in WRITTEN_HERE:
+        _write(model, tokenizer, path, quantisation, name)
+        return
+    if quantisation not in QUANTISATIONS:
+        raise InvalidRequest(f"GGUF quantisation '{quantisation}' is not one of {', '.join(QUANTISATIONS)}",
+                             param="quantization")
+    try:
+        import llama_cpp
+    except ImportError:
+        raise InvalidRequest(f"GGUF {quantisation} is quantised by llama.cpp: install llama-cpp-python",
+                             param="quantization") from None
+    f16 = path.with_name(f".{path.name}.f16")
+    try:
+        _write(model, tokenizer, f16, "f16", name)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+        status = llama_cpp.llama_model_quantize(str(f16).encode(), str(path).encode(), params)
+        if status != 0:
+            raise RuntimeError(f"llama.cpp could not quantise the model to {quantisation} (status {status})")
+    finally:
+        f16.unlink(missing_ok=True)
+
+
+def _write(model: Any, tokenizer: Any, path: Path, quantisation: str, name: str) -> None:
     import gguf
 
     config = model.config
@@ -91,9 +119,6 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, quantisation: str, name: 
         raise InvalidRequest(f"GGUF export supports Llama-architecture models (SmolLM2, Llama); this one is "
                              f"'{config.model_type}': export 'merged' and convert it with llama.cpp's "
                              "convert_hf_to_gguf.py", param="format")
-    if quantisation not in QUANTISATIONS:
-        raise InvalidRequest(f"GGUF quantisation '{quantisation}' is not one of {', '.join(QUANTISATIONS)} (the "
-                             "k-quants need llama.cpp's llama-quantize)", param="quantization")
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     rope = getattr(config, "rope_parameters", None) or {}
