@@ -15,13 +15,17 @@ from honed.jobs.store import FileRow, JobRow
 
 def _results_table(comparison: dict[str, Any]) -> str:
     if not comparison:
-        return "No evaluation suite ran with this job; the numbers below are training metrics only.\n"
+        return "No evaluation suite ran with this job; only the training metrics above describe it.\n"
     lines = ["| metric | base | fine-tuned | difference (95% CI) | significant |", "| --- | --- | --- | --- | --- |"]
     for metric, c in comparison.items():
         ci = f" [{c['low']:+.3f}, {c['high']:+.3f}]" if c.get("low") is not None else ""
         lines.append(f"| {metric} | {c['before']:.3f} | {c['after']:.3f} | {c['difference']:+.3f}{ci} | "
                      f"{'yes' if c.get('significant') else 'no'} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\nConfidence intervals are paired bootstrap intervals of the difference over the suite's cases.\n"
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def model_card(job: JobRow, model_name: str, export_format: str, data: FileRow | None, base_url: str) -> str:
@@ -34,13 +38,14 @@ def model_card(job: JobRow, model_name: str, export_format: str, data: FileRow |
         "base_model": spec["model"],
         "library_name": {"adapter": "peft", "gguf": "gguf", "gguf-lora": "gguf"}.get(export_format, "transformers"),
         "pipeline_tag": "text-generation",
-        "tags": ["honed", "fine-tuned", adapter] + (["lora"] if adapter != "full" else []),
+        "tags": ["honed", "fine-tuned", adapter],
         "license": "other",
     }
     hyper = {"method": adapter, "epochs": spec["n_epochs"], "batch_size": spec["batch_size"],
              "learning_rate": spec["learning_rate"], "max_seq_len": options.get("max_seq_len"), "seed": spec["seed"]}
     if adapter != "full":
-        hyper.update(lora_rank=options.get("lora_rank"), lora_alpha=options.get("lora_alpha"),
+        hyper.update(lora_rank=options.get("lora_rank"),
+                     lora_alpha=options.get("lora_alpha") or 2.0 * (options.get("lora_rank") or 16),
                      lora_dropout=options.get("lora_dropout"), target_modules=options.get("target_modules") or "all-linear")
     data_line = (f"`{data.filename}`: {data.examples} examples ({data.bytes:,} bytes, sha256 {data.sha256[:12]}…)"
                  if data else f"file {spec['training_file']} (no longer stored)")
@@ -78,13 +83,11 @@ machine ({result.get('engine', 'torch')} engine), as job `{job.id}`. This folder
 ## Method and hyperparameters
 
 {chr(10).join(f"- {key}: {value}" for key, value in hyper.items() if value is not None)}
-- steps: {result.get('steps')}, trained tokens: {job.trained_tokens}, final training loss: {result.get('final_loss')}
+- steps: {result.get('steps')}, trained tokens: {job.trained_tokens}, final training loss: {_loss(result.get('final_loss'))}
 
 ## Evaluation (held-out suite{' ' + repr(evaluation.get('suite')) if evaluation.get('suite') else ''}, before and after)
 
 {_results_table(comparison)}
-Confidence intervals are paired bootstrap intervals of the difference over the suite's cases.
-
 ## Intended use and limitations
 
 Made for the task its data describes, on prompts like its training examples. It inherits the base model's
