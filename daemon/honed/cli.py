@@ -246,5 +246,40 @@ def uninstall(manager: str | None, home: str | None) -> None:
         raise click.ClickException(exc.message) from None
 
 
+class _DeployCommands(click.Group):
+    """`honed models ...`: hone's deploy commands (list, alias, rollback, unalias), aimed at this machine's
+    daemon, for whoever runs it. Loaded on use, so other honed commands do not import the client."""
+
+    @staticmethod
+    def _client_group() -> click.Group:
+        from hone.deploy_cli import models
+
+        return models
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._client_group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self._client_group().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> object:
+        from hone.client import HoneError
+
+        try:
+            return super().invoke(ctx)
+        except HoneError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+@main.group("models", cls=_DeployCommands)
+@click.option("--url", envvar="HONED_URL", default=None, help="The daemon (default: HONED_HOST:HONED_PORT).")
+@click.pass_context
+def models(ctx: click.Context, url: str | None) -> None:
+    """The models this daemon serves, and aliases that deploy them."""
+    ctx.obj = {"url": url or load_settings().base_url, "api_key": os.environ.get("HONED_API_KEY")}
+
+
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

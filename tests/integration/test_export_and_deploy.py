@@ -5,6 +5,7 @@ that can be pointed elsewhere and rolled back while the OpenAI SDK keeps calling
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -214,10 +215,17 @@ def test_an_alias_deploys_switches_and_rolls_back_while_clients_keep_its_name(cl
     with pytest.raises(HoneError, match="no earlier model to roll back to"):
         client.aliases.rollback("support-bot")
 
-    # the CLI says the same
+    # the CLIs say the same: the client's, and the daemon's own (`honed models alias`, aimed at its host/port)
     shown = subprocess.run([sys.executable, "-m", "hone.cli", "--url", shared_daemon.base_url, "models", "alias",
                             "support-bot", job.fine_tuned_model], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and f"support-bot → {job.fine_tuned_model}" in shown.stdout, shown.stderr
+    env = {**os.environ, "HONED_PORT": str(shared_daemon.port), "COLUMNS": "200"}
+    honed = [sys.executable, "-m", "honed", "models"]
+    back = subprocess.run(honed + ["rollback", "support-bot"], capture_output=True, text=True, timeout=60, env=env)
+    assert back.returncode == 0 and f"rolled back support-bot → {first_checkpoint}" in back.stdout, back.stderr
+    refused = subprocess.run(honed + ["alias", "support-bot", "ft:nope:x:ftjob-0"], capture_output=True, text=True,
+                             timeout=60, env=env)
+    assert refused.returncode == 1 and "ft:nope:x:ftjob-0" in refused.stderr and "Traceback" not in refused.stderr
 
 
 @pytest.mark.parametrize("request_, status, words", [
