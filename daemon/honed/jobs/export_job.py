@@ -33,6 +33,7 @@ def run_export_job(export_id: str, settings: Settings, store: Store) -> None:
     try:
         served = ModelRegistry(settings, store).lookup(spec["model"])
         source = store.get_job(spec["job_id"])
+        shutil.rmtree(staging, ignore_errors=True)  # what an export interrupted by a restart left behind
         staging.mkdir(parents=True)
         checks = WRITERS[spec["format"]](served, staging, progress, spec)
         adapter_config = staging / "adapter_config.json"
