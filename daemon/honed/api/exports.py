@@ -41,9 +41,7 @@ def _source(svc, model: str) -> tuple[str, JobRow]:
                            "job's checkpoints can: GET /v1/fine_tuning/jobs/JOB/checkpoints names them)",
                            param="model", code="invalid_state")
         return job.fine_tuned_model, job
-    alias = svc.store.get_alias(model)
-    if alias is not None:  # exported as it is now: a later promotion of the alias must not change this export
-        model = alias.target
+    model = svc.registry.resolve_alias(model)  # exported as it is now: a later promotion must not change it
     return model, svc.registry.source_job(model)
 
 

@@ -69,12 +69,17 @@ class ModelRegistry:
         self._loading = threading.Lock()
         self._used: dict[str, ServedModel] = {}  # every name asked for, to say which are in memory now
 
-    def lookup(self, name: str) -> ServedModel:
-        """Map a request's model name to what must be loaded; NotFound says which names exist. An alias is
-        looked up on every request, so pointing it at a newer model (or rolling it back) takes effect at once."""
+    def resolve_alias(self, name: str) -> str:
+        """The model an alias serves now; any other name as it is. Read from the store on every call, so
+        pointing an alias at a newer model (or rolling it back) takes effect at the next request."""
         alias = self.store.get_alias(name)
-        if alias is not None:
-            return msgspec.structs.replace(self.lookup(alias.target), name=name)
+        return name if alias is None else alias.target
+
+    def lookup(self, name: str) -> ServedModel:
+        """Map a request's model name to what must be loaded; NotFound says which names exist."""
+        target = self.resolve_alias(name)
+        if target != name:
+            return msgspec.structs.replace(self.lookup(target), name=name)
         if CHECKPOINT_NAME.search(name):
             return self._checkpoint(name)
         if name.startswith("export-"):
@@ -96,9 +101,7 @@ class ModelRegistry:
 
     def lookup_reference(self, name: str) -> None:
         """Check that `name` is servable without loading or preparing anything; NotFound otherwise."""
-        alias = self.store.get_alias(name)
-        if alias is not None:
-            name = alias.target
+        name = self.resolve_alias(name)
         if CHECKPOINT_NAME.search(name):
             self._checkpoint_row(name)
         elif name.startswith("export-"):
@@ -110,9 +113,7 @@ class ModelRegistry:
 
     def source_job(self, name: str) -> JobRow:
         """The fine-tuning job behind a fine-tuned model, one of its checkpoints, or an alias of either."""
-        alias = self.store.get_alias(name)
-        if alias is not None:
-            name = alias.target
+        name = self.resolve_alias(name)
         if CHECKPOINT_NAME.search(name):
             return self._checkpoint_row(name)[0]
         if name.startswith("ft:"):
