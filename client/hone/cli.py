@@ -287,6 +287,25 @@ def jobs_estimate(ctx: click.Context, **args: Any) -> None:
     _show_estimate(client, _job_request(client, args))
 
 
+@jobs.command("suggest")
+@_job_options
+@click.pass_context
+def jobs_suggest(ctx: click.Context, **args: Any) -> None:
+    """The hyperparameters honed suggests for this model and data, each with its reason."""
+    from rich.table import Table
+
+    client = _client(ctx)
+    with console.status("Reading the model and the data..."):
+        found = client.fine_tuning.jobs.suggest(**_job_request(client, args))
+    table = Table(title=f"Suggested for {found.model} ({found.parameters / 1e6:.0f}M parameters), "
+                  f"{found.examples} examples of ~{found.mean_tokens:.0f} tokens")
+    for column in ("setting", "value", "why"):
+        table.add_column(column)
+    for choice in found.choices:
+        table.add_row(choice.field, "all linear" if choice.value is None else str(choice.value), choice.reason)
+    console.print(table)
+
+
 def _show_estimate(client: Client, request: dict[str, Any]) -> None:
     from hone.planview import estimate_table
 

@@ -48,6 +48,7 @@ from hone.types import (
     PreferenceList,
     PreparedRecipe,
     RecipeList,
+    Suggestions,
 )
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8421"
@@ -223,6 +224,11 @@ class Jobs:
         """What `create(**job)` would cost on the daemon's machine (time, peak memory) and the settings honed
         would choose, without creating it. The first estimate of a kind of job measures a few steps."""
         return self._execute(Call("POST", "/v1/estimate", Estimate, json=_omit_none(job)))
+
+    def suggest(self, **job: Any) -> Any:
+        """The hyperparameters honed suggests for `create(**job)` (each with its reason) and the settings it would
+        choose for the daemon's machine; `.hyperparameters` and `.honed` drop into `create`."""
+        return self._execute(Call("POST", "/v1/fine_tuning/suggest", Suggestions, json=_omit_none(job)))
 
     def list(self, after: str | None = None, limit: int | None = None) -> Any:
         return self._execute(Call("GET", "/v1/fine_tuning/jobs", FineTuningJobList,

@@ -128,6 +128,9 @@ class EvalSuite(msgspec.Struct, forbid_unknown_fields=True):
     """Wraps each case's prompt, e.g. "Classify the ticket: {prompt}"; other placeholders come from `fields`."""
     max_tokens: int = 64
     """Greedy generation stops after this many tokens (or at the end-of-turn token)."""
+    stop_pattern: str | None = None
+    """A regex: an answer ends as soon as it matches (cut at the match's end), e.g. a complete ```python block,
+    so a model that goes on explaining after its code costs no extra decoding and no extra text to score."""
     json_schema: dict[str, Any] | None = None
     """For the json_schema metric."""
     judge: JudgeSpec | None = None
@@ -168,6 +171,19 @@ class JudgeSpec(msgspec.Struct, forbid_unknown_fields=True):
     so keys are not put in them)."""
     criteria: str = "Which answer is more helpful and correct, and closer to the reference answer if one is given?"
     max_tokens: int = 16
+
+
+class EarlyStopping(msgspec.Struct, forbid_unknown_fields=True):
+    """Stop training when the validation metric has not improved for `patience` validations in a row; the job's
+    model is then the best validated checkpoint, not the last."""
+
+    metric: str = "valid_loss"
+    """valid_loss (needs validation data), or one of the eval suite's metrics scored on its first
+    eval_live_cases cases at each validation point (never the whole test split)."""
+    patience: int = 3
+    """Validations without improvement before training stops."""
+    min_delta: float = 0.0
+    """An improvement smaller than this does not count."""
 
 
 class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -216,6 +232,12 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """Suites the tuned model must not get worse at (general knowledge, formats); measured before and after."""
     regression_threshold: float = 0.05
     """A guard metric falling by more than this (absolute; perplexity: relative) raises a regression warning."""
+    early_stopping: EarlyStopping | None = None
+    """Stop when validation stops improving and keep the best checkpoint as the model (None: train to the end,
+    the last step is the model)."""
+    divergence_factor: float = 10.0
+    """Fail the job when the training loss (a 4-step mean) rises above this many times its lowest, or becomes
+    NaN: a run that diverged wastes the rest of its time. 0 turns the ratio check off (NaN still fails)."""
 
 
 class FineTuneCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -736,6 +758,21 @@ class Estimate(msgspec.Struct):
     choices: list[PlanChoice]
     probe: EstimateProbe
     warnings: list[str] = msgspec.field(default_factory=list)
+
+
+class Suggestions(msgspec.Struct):
+    """POST /v1/fine_tuning/suggest: the hyperparameters honed suggests for a job body, each with its reason, and
+    the settings it would choose for this machine; `hyperparameters` and `honed` drop into a create request."""
+
+    object: Literal["fine_tuning.suggestions"]
+    model: str
+    parameters: int
+    examples: int
+    mean_tokens: float
+    longest_tokens: int
+    choices: list[PlanChoice]
+    hyperparameters: dict[str, Any]
+    honed: dict[str, Any]
 
 
 # ------------------------------------------------------------------------------------------------ recipes

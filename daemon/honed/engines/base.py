@@ -16,6 +16,16 @@ import msgspec
 from honed.data.tokenize import TokenizedExample
 
 
+class StopRule(msgspec.Struct, frozen=True):
+    """Early stopping, resolved: which validation value, which way is better, how long to wait for it."""
+
+    metric: str = "valid_loss"
+    """valid_loss, or a task metric the validation probe reports."""
+    patience: int = 3
+    min_delta: float = 0.0
+    higher_is_better: bool = False
+
+
 class TrainConfig(msgspec.Struct, frozen=True):
     """Everything one training run needs, resolved (no "auto" left)."""
 
@@ -48,6 +58,10 @@ class TrainConfig(msgspec.Struct, frozen=True):
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     seed: int = 0
+    early_stopping: StopRule | None = None
+    """Stop when validation stops improving; the final adapter is then the best validated checkpoint."""
+    divergence_factor: float = 10.0
+    """Fail when the smoothed training loss exceeds this many times its lowest (0: only NaN/inf fails)."""
     logging_interval: int = 1
     device: str = "auto"
 
@@ -60,7 +74,11 @@ class TrainResult(msgspec.Struct, frozen=True):
     output_path: Path
     """The final adapter directory (or full model directory)."""
     stopped: str | None = None
-    """Why training ended early (e.g. "cancelled"), or None when it ran to the end."""
+    """Why training ended without a model (e.g. "cancelled", "paused"), or None when it has one."""
+    best_step: int | None = None
+    """With early stopping: the validated step whose weights are the final adapter (or model)."""
+    early_stopped: str | None = None
+    """With early stopping: why training ended before its last step (None when it ran to the end)."""
 
 
 class TrainCallbacks(msgspec.Struct, frozen=True):

@@ -31,8 +31,8 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from honed.data.tokenize import IGNORE, TokenizedExample
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
 from honed.engines.mlx_convert import MLX_WEIGHTS, mlx_to_peft, write_mlx_config
-from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, finish_run, labelled_count, lr_factor,
-                                    micro_batches, step_stream)
+from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, early_stopper, finish_run,
+                                    labelled_count, lr_factor, micro_batches, step_stream)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
@@ -319,7 +319,8 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
 
     lengths = [len(e.input_ids) for e in train_set]
     report = StepReport(config, callbacks.event, total_steps, warmup_steps, trained_tokens)
-    step, stopped = start_step, None
+    stopper = early_stopper(config, start_step)
+    step, stopped, early_stopped = start_step, None, None
     def validate(at_step: int) -> dict[str, Any]:
         """Validation loss as one eval event. No probe: it runs torch models; the worker's final evaluation
         runs on the converted adapter instead."""
@@ -360,7 +361,9 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         # what torch reports: the rate the schedule has moved on to, after this step
         report.step(step, epoch, value, correct, labelled, tokens, lambda: {
             "learning_rate": config.learning_rate * schedule(step), "grad_norm": grad_norm.item(), **memory_usage()})
-        at_step_end(step, total_steps, value, config, validate, save_checkpoint)
+        early_stopped = at_step_end(step, total_steps, value, config, validate, save_checkpoint, stopper)
+        if early_stopped is not None:
+            break
 
     return finish_run(config, step, start_step, total_steps, stopped, report, validate, save_checkpoint,
-                      (STATE_FILE, OPTIMIZER_FILE))
+                      (STATE_FILE, OPTIMIZER_FILE), stopper, early_stopped)

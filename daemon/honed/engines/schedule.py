@@ -1,18 +1,23 @@
 """What both engines' training loops share, free of any array library: which examples form each step (the
-same batches for the same seed, so a resumed run continues exactly), the learning-rate schedule, and the loss
-spike watch. Keeping it in one place is what makes an MLX run and a torch run of the same job comparable."""
+same batches for the same seed, so a resumed run continues exactly), the learning-rate schedule, the loss
+spike watch, the divergence guard and early stopping. Keeping it in one place is what makes an MLX run and a
+torch run of the same job comparable."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from honed.data.tokenize import IGNORE, TokenizedExample
-from honed.engines.base import TrainConfig, TrainResult
+from honed.engines.base import StopRule, TrainConfig, TrainResult
 
 PAD_MULTIPLE = 8
 """Batches are padded to a multiple of this many tokens (friendlier matrix shapes, fewer distinct shapes)."""
@@ -56,6 +61,82 @@ class LossWatch:
                 f"({self.minimum:.4f}); if it keeps rising, lower the learning rate")
 
 
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN/inf or ran away: the job fails with this message instead of training on."""
+
+
+class DivergenceGuard:
+    """Fails a run whose loss has run away: the mean of the last WINDOW steps above `factor` x the lowest such
+    mean, after warm-up. A mean, not one step: one hard batch is a spike (warned about), a loss that stays up
+    is a run that diverged."""
+
+    WINDOW = 4
+
+    def __init__(self, factor: float, warmup_steps: int) -> None:
+        self.factor, self.warmup_steps = factor, warmup_steps
+        self.recent: deque[float] = deque(maxlen=self.WINDOW)
+        self.lowest = math.inf
+
+    def observe(self, step: int, loss: float) -> str | None:
+        self.recent.append(loss)
+        if len(self.recent) < self.WINDOW:
+            return None
+        mean = sum(self.recent) / len(self.recent)
+        self.lowest = min(self.lowest, mean)
+        if self.factor <= 0 or step <= self.warmup_steps or mean <= self.factor * self.lowest:
+            return None
+        return (f"training diverged at step {step}: the loss (mean of the last {self.WINDOW} steps, {mean:.4f}) "
+                f"is over {self.factor:g}x its lowest ({self.lowest:.4f}); lower the learning rate")
+
+
+class EarlyStopper:
+    """Early stopping's bookkeeping: every validated value so far, hence the best one, its step, and how many
+    validations have passed without beating it by more than min_delta. The values are kept in the job's
+    directory, so a run resumed from a checkpoint remembers the ones up to that checkpoint and no later."""
+
+    STATE_FILE = "early_stopping.json"
+
+    def __init__(self, rule: StopRule, output_dir: Path, start_step: int) -> None:
+        self.rule, self.path = rule, output_dir / self.STATE_FILE
+        self.history: list[tuple[int, float]] = []
+        if start_step > 0 and self.path.is_file():
+            self.history = [(s, v) for s, v in json.loads(self.path.read_text()) if s <= start_step]
+        self.best_step: int | None = None
+        self.best_value: float | None = None
+        self.since_best = 0
+        for step, value in self.history:
+            self._count(step, value)
+
+    def _better(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        gain = value - self.best_value if self.rule.higher_is_better else self.best_value - value
+        return gain > self.rule.min_delta
+
+    def _count(self, step: int, value: float) -> None:
+        if self._better(value):
+            self.best_step, self.best_value, self.since_best = step, value, 0
+        else:
+            self.since_best += 1
+
+    def observe(self, step: int, validated: dict[str, Any]) -> tuple[bool, str | None]:
+        """(whether this step is the new best, why to stop now or None)."""
+        metric = self.rule.metric
+        value = validated.get(metric) if metric == "valid_loss" else (validated.get("task") or {}).get(metric)
+        if value is None or not math.isfinite(value):
+            return False, None
+        self.history.append((step, float(value)))
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps(self.history))
+        os.replace(partial, self.path)
+        self._count(step, float(value))
+        if self.since_best < self.rule.patience:
+            return self.best_step == step, None
+        return False, (f"Early stopping at step {step}: {metric} has not improved by more than "
+                       f"{self.rule.min_delta:g} for {self.rule.patience} validations; the best, {self.best_value:.4f} "
+                       f"at step {self.best_step}, is the model")
+
+
 def labelled_count(example: TokenizedExample) -> int:
     """Positions the loss is computed on (labels are shifted by one: the first token is never predicted)."""
     return sum(1 for label in example.labels[1:] if label != IGNORE)
@@ -95,13 +176,14 @@ def step_stream(lengths: list[int], config: TrainConfig, start_step: int,
 
 
 class StepReport:
-    """After each optimizer step: stop on a NaN loss, warn on a spike, and emit the metrics event (averaged over
+    """After each optimizer step: fail on a NaN or runaway loss, warn on a spike, and emit the metrics event (averaged over
     the steps since the last one). Both engines report through this, so their events are the same."""
 
     def __init__(self, config: TrainConfig, event: Any, total_steps: int, warmup_steps: int,
                  trained_tokens: int = 0) -> None:
         self.config, self.event, self.total_steps = config, event, total_steps
         self.watch = LossWatch(warmup_steps=max(10, warmup_steps))
+        self.guard = DivergenceGuard(config.divergence_factor, warmup_steps=max(10, warmup_steps))
         self.trained_tokens = trained_tokens
         self.last_loss: float | None = None
         self.started = time.monotonic()
@@ -116,7 +198,12 @@ class StepReport:
         self.trained_tokens += tokens
         if not math.isfinite(loss):
             self.event("warning", f"Loss became {loss} at step {step}", {"kind": "nan_loss", "step": step})
-            raise FloatingPointError(f"loss became {loss} at step {step}; lower the learning rate")
+            raise TrainingDiverged(f"loss became {loss} at step {step}; lower the learning rate")
+        diverged = self.guard.observe(step, loss)
+        if diverged is not None:
+            self.event("warning", diverged[0].upper() + diverged[1:], {
+                "kind": "diverged", "step": step, "loss": loss, "lowest": self.guard.lowest}, "error")
+            raise TrainingDiverged(diverged)
         spike = self.watch.observe(step, loss)
         if spike is not None:
             self.event("warning", spike, {"kind": "loss_spike", "step": step, "loss": loss,
@@ -140,30 +227,54 @@ class StepReport:
         self._window_loss, self._window_steps, self._window_tokens, self._window_started = 0.0, 0, 0, now
 
 
+def early_stopper(config: TrainConfig, start_step: int) -> EarlyStopper | None:
+    return EarlyStopper(config.early_stopping, config.output_dir, start_step) if config.early_stopping else None
+
+
 def at_step_end(step: int, total_steps: int, value: float, config: TrainConfig, validate: Callable[[int], dict],
-                save_checkpoint: Callable[[int, dict], None]) -> None:
-    """Validate and checkpoint when the step is due (the last step is the caller's: see finish_run)."""
+                save_checkpoint: Callable[[int, dict], None], stopper: EarlyStopper | None = None) -> str | None:
+    """Validate and checkpoint when the step is due (the last step is the caller's: see finish_run). Returns
+    early stopping's reason to stop, or None to go on."""
     eval_interval = config.eval_interval or config.checkpoint_interval
     at_checkpoint = step % config.checkpoint_interval == 0 and step < total_steps
-    if at_checkpoint or (step % eval_interval == 0 and step < total_steps):
-        validated = validate(step)  # checkpoints always carry their validation loss
-        if at_checkpoint:
-            save_checkpoint(step, {"step": step, "train_loss": value, **validation_losses(validated)})
+    if not (at_checkpoint or (step % eval_interval == 0 and step < total_steps)):
+        return None
+    validated = validate(step)  # checkpoints always carry their validation loss
+    improved, stop = stopper.observe(step, validated) if stopper is not None else (False, None)
+    if at_checkpoint or improved:  # the best validated weights are always on disk, to become the model
+        save_checkpoint(step, {"step": step, "train_loss": value, **validation_losses(validated)})
+    return stop
 
 
 def finish_run(config: TrainConfig, step: int, start_step: int, total_steps: int, stopped: str | None,
                report: StepReport, validate: Callable[[int], dict], save_checkpoint: Callable[[int, dict], None],
-               state_files: tuple[str, ...]) -> TrainResult:
+               state_files: tuple[str, ...], stopper: EarlyStopper | None = None,
+               early_stopped: str | None = None) -> TrainResult:
     """End a run: a stopped one keeps a checkpoint of every finished step (unless cancelled); a finished one is
-    validated, checkpointed, and copied to the job's final adapter/ (or model/) without the resume state."""
+    validated, checkpointed, and copied to the job's final adapter/ (or model/) without the resume state. With
+    early stopping, what is copied is the best validated checkpoint, which need not be the last."""
     checkpoints_dir = config.output_dir / "checkpoints"
     if stopped is not None:
         if stopped != "cancelled" and step > start_step and step % config.checkpoint_interval != 0:
             # paused (or stopped for the daemon): keep every finished step so resuming redoes none
             save_checkpoint(step, {"step": step, "train_loss": report.last_loss})
         return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, checkpoints_dir, stopped)
-    save_checkpoint(step, {"step": step, "train_loss": report.last_loss, **validation_losses(validate(step))})
+    if early_stopped is None:  # ran to its last step (an early stop has just validated, and kept its best)
+        validated = validate(step)
+        if stopper is not None:
+            stopper.observe(step, validated)
+        save_checkpoint(step, {"step": step, "train_loss": report.last_loss, **validation_losses(validated)})
+    best = stopper.best_step if stopper is not None and stopper.best_step is not None else step
+    if early_stopped is not None:
+        report.event("log", early_stopped, {"kind": "early_stopping", "step": step, "best_step": best,
+                                            "metric": stopper.rule.metric, "best_value": stopper.best_value})
+    elif best != step:
+        report.event("log", f"The best validated checkpoint, step {best} ({stopper.rule.metric} "
+                     f"{stopper.best_value:.4f}), is the model, not the last step", {
+                         "kind": "best_checkpoint", "step": step, "best_step": best, "metric": stopper.rule.metric,
+                         "best_value": stopper.best_value})
     final_dir = config.output_dir / ("model" if config.adapter == "full" else "adapter")
     shutil.rmtree(final_dir, ignore_errors=True)
-    shutil.copytree(checkpoints_dir / f"step-{step}", final_dir, ignore=shutil.ignore_patterns(*state_files))
-    return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, final_dir)
+    shutil.copytree(checkpoints_dir / f"step-{best}", final_dir, ignore=shutil.ignore_patterns(*state_files))
+    return TrainResult(step, total_steps, report.trained_tokens, report.last_loss, final_dir,
+                       best_step=best if stopper is not None else None, early_stopped=early_stopped)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 from honed.data.tokenize import IGNORE, TokenizedExample, pack_examples
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
-from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, finish_run, labelled_count, lr_factor,
-                                    micro_batches, step_stream)
+from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, early_stopper, finish_run,
+                                    labelled_count, lr_factor, micro_batches, step_stream)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
@@ -251,7 +251,8 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     lengths = [len(e.input_ids) for e in train_set]
     label_counts = [labelled_count(e) for e in train_set]
     report = StepReport(config, callbacks.event, total_steps, warmup_steps, trained_tokens)
-    step, stopped = start_step, None
+    stopper = early_stopper(config, start_step)
+    step, stopped, early_stopped = start_step, None, None
 
     def validate(at_step: int) -> dict[str, Any]:
         """Validation loss and the probe's task metric on the live model, announced as one eval event."""
@@ -271,7 +272,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         if parts:  # a probe that only sampled has nothing to report here
             callbacks.event("eval", f"Step {at_step}: " + ", ".join(parts),
                             {"phase": "validation", "step": at_step, **found, "task": task})
-        return found
+        return {**found, "task": task}
 
     def save_checkpoint(at_step: int, metrics: dict[str, Any]) -> None:
         target = checkpoints_dir / f"step-{at_step}"
@@ -310,7 +311,9 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         step = step_index + 1
         report.step(step, epoch, value, correct, labelled, tokens, lambda: {
             "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm, **memory_usage(device)})
-        at_step_end(step, total_steps, value, config, validate, save_checkpoint)
+        early_stopped = at_step_end(step, total_steps, value, config, validate, save_checkpoint, stopper)
+        if early_stopped is not None:
+            break
 
     return finish_run(config, step, start_step, total_steps, stopped, report, validate, save_checkpoint,
-                      (STATE_FILE,))
+                      (STATE_FILE,), stopper, early_stopped)

@@ -30,6 +30,10 @@ class FineTuneSpec(msgspec.Struct, frozen=True):
     suffix: str | None
     options: HonedOptions
     metadata: dict[str, str] | None = None
+    unset: list[str] = msgspec.field(default_factory=list)
+    """Hyperparameters the request left to honed ("auto"): placeholders until the job starts, when they are
+    suggested from the model and the data (planning.suggest) and recorded; then empty, so a resumed job keeps
+    them."""
 
 
 def _positive(value: float | int, name: str, *, integer: bool = False) -> None:
@@ -66,6 +70,34 @@ def _check_options(options: HonedOptions) -> None:
         raise InvalidRequest("honed.regression_threshold must be a number >= 0", param="honed.regression_threshold")
     if len(options.guards) > 8:
         raise InvalidRequest("at most 8 guard suites", param="honed.guards")
+    factor = options.divergence_factor
+    if not (math.isfinite(factor) and (factor == 0 or factor > 1)):
+        raise InvalidRequest("honed.divergence_factor must be 0 (off) or a number above 1, e.g. 10",
+                             param="honed.divergence_factor")
+
+
+def _check_early_stopping(request: FineTuneCreate) -> None:
+    """Early stopping needs a value to watch: validation data for valid_loss, else a metric the eval suite's
+    live cases measure at each validation point."""
+    rule = (request.honed or HonedOptions()).early_stopping
+    if rule is None:
+        return
+    _positive(rule.patience, "honed.early_stopping.patience", integer=True)
+    if not (math.isfinite(rule.min_delta) and rule.min_delta >= 0):
+        raise InvalidRequest("honed.early_stopping.min_delta must be a number >= 0",
+                             param="honed.early_stopping.min_delta")
+    if rule.metric == "valid_loss":
+        if request.validation_file is None:
+            raise InvalidRequest("early stopping on valid_loss needs a validation_file (or set "
+                                 "honed.early_stopping.metric to one of the eval suite's metrics)",
+                                 param="honed.early_stopping.metric")
+        return
+    suite = request.honed.eval
+    if suite is None or rule.metric not in suite.metrics or request.honed.eval_live_cases == 0:
+        measured = ", ".join(suite.metrics) if suite is not None and request.honed.eval_live_cases else "none"
+        raise InvalidRequest(f"early stopping watches '{rule.metric}', which this job does not measure while it "
+                             f"trains; use valid_loss or one of honed.eval's metrics (measured: {measured}) with "
+                             "honed.eval_live_cases > 0", param="honed.early_stopping.metric")
 
 
 def _hyperparameters(request: FineTuneCreate) -> Hyperparameters:
@@ -78,6 +110,7 @@ def validate_request(request: FineTuneCreate) -> None:
     """The checks that need nothing but the request; raises InvalidRequest naming the field to fix."""
     hyper = _hyperparameters(request)
     _check_options(request.honed or HonedOptions())
+    _check_early_stopping(request)
     if hyper.n_epochs != "auto":
         _positive(hyper.n_epochs, "hyperparameters.n_epochs", integer=True)
         if hyper.n_epochs > 100:
@@ -129,6 +162,9 @@ def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: in
     multiplier = 1.0 if hyper.learning_rate_multiplier == "auto" else hyper.learning_rate_multiplier
     # an adapter left to honed is LoRA or QLoRA (never full), which share a learning rate
     learning_rate = options.learning_rate or BASE_LEARNING_RATE[options.adapter or "lora"] * float(multiplier)
+    unset = [name for name, auto in (("n_epochs", hyper.n_epochs == "auto"), ("batch_size", hyper.batch_size == "auto"),
+                                     ("learning_rate", hyper.learning_rate_multiplier == "auto"
+                                      and options.learning_rate is None)) if auto]
     return FineTuneSpec(
         model=model_name,
         training_file=request.training_file,
@@ -141,6 +177,7 @@ def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: in
         suffix=request.suffix,
         options=options,
         metadata=request.metadata,
+        unset=unset,
     )
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import msgspec
 
 from honed.config import Settings, load_settings
-from hone.types import Estimate
+from hone.types import Estimate, HonedOptions
 from honed.engines import get_engine
-from honed.engines.base import TrainCallbacks, TrainConfig
+from honed.engines.base import StopRule, TrainCallbacks, TrainConfig
 from honed.errors import HonedError, IllegalTransition
 from honed.jobs.busy import BusyGate
 from honed.jobs.job_evaluation import JobEvaluation, JobStopped, record_validation
@@ -66,6 +66,17 @@ def _compare(found: Estimate, train_seconds: float, total_seconds: float, peak: 
                  "peak_memory_bytes": found.peak_memory_bytes}
     error = {k: (estimated[k] - actual[k]) / actual[k] for k in actual if actual[k]}
     return {"estimated": estimated, "actual": actual, "error": error}
+
+
+def stop_rule(options: HonedOptions) -> StopRule | None:
+    """The job's early stopping with its direction: loss and perplexity improve as they fall."""
+    rule = options.early_stopping
+    if rule is None:
+        return None
+    from honed.evaluation.suite import higher_is_better
+
+    better_higher = rule.metric != "valid_loss" and higher_is_better(rule.metric)
+    return StopRule(rule.metric, rule.patience, rule.min_delta, better_higher)
 
 
 def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
@@ -135,7 +146,8 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             packing=options.packing, max_seq_len=options.max_seq_len,
             gradient_accumulation=options.gradient_accumulation, gradient_checkpointing=options.gradient_checkpointing,
             precision=options.precision, warmup_ratio=options.warmup_ratio,
-            weight_decay=options.weight_decay, seed=spec.seed,
+            weight_decay=options.weight_decay, seed=spec.seed, early_stopping=stop_rule(options),
+            divergence_factor=options.divergence_factor,
         )
         engine = get_engine(options.engine)
         evaluation = JobEvaluation(store, settings, job_id, model_dir, options, should_stop)
@@ -157,7 +169,9 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
     except JobStopped:
         return
     except Exception as exc:  # the job must end failed with a reason, whatever broke
-        fail(store, job_id, exc, "training_failed", "Fine-tuning")
+        # a NaN or runaway loss is the run's own outcome (lower the learning rate), not honed breaking
+        fail(store, job_id, exc, "training_diverged" if isinstance(exc, FloatingPointError) else "training_failed",
+             "Fine-tuning")
         return
 
     if result.stopped is not None:
@@ -175,7 +189,8 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             fine_tuned_model=name, trained_tokens=result.trained_tokens,
             result={"output_path": str(result.output_path.relative_to(settings.home)), "steps": result.steps,
                     "final_loss": result.final_loss, "engine": engine.name, "eval": eval_summary,
-                    "estimate": accuracy},
+                    "estimate": accuracy, "best_step": result.best_step,
+                    "early_stopped": result.early_stopped},
         )
     except IllegalTransition:  # cancelled during the last step: the cancel wins
         log.info("job %s was cancelled as it finished", job_id)

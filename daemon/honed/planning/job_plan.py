@@ -8,16 +8,17 @@ from typing import Any
 
 import msgspec
 
-from hone.types import Estimate
+from hone.types import Estimate, PlanChoice
 from honed.config import Settings
 from honed.data.training_set import TrainingSplit, load_split
-from honed.jobs.spec import FineTuneSpec
+from honed.jobs.spec import BASE_LEARNING_RATE, FineTuneSpec
 from honed.jobs.store import Store
 from honed.planning.defaults import LONGEST_DEFAULT, Plan, plan_options
 from honed.planning.estimate import estimate, probe_shape, schedule
 from honed.planning.hardware import detect
 from honed.planning.model_shape import read_shape
 from honed.planning.probe import probe
+from honed.planning.suggest import DataFacts, suggest
 
 
 class JobPlan(msgspec.Struct):
@@ -28,13 +29,32 @@ class JobPlan(msgspec.Struct):
     valid: TrainingSplit | None
 
 
+def data_facts(train: TrainingSplit) -> DataFacts:
+    lengths = [len(e.input_ids) for e in train.examples]
+    return DataFacts(len(lengths), sum(lengths) / max(1, len(lengths)), max(lengths, default=0))
+
+
+def with_suggestions(spec: FineTuneSpec, parameters: int, train: TrainingSplit) -> tuple[FineTuneSpec, list[PlanChoice]]:
+    """The spec with the hyperparameters it left to honed filled in from planning.suggest, and those choices."""
+    if not spec.unset:
+        return spec, []
+    adapter = spec.options.adapter or "lora"  # what honed picks when the adapter is left unset too
+    chosen = [c for c in suggest(parameters, adapter, data_facts(train)) if c.field in spec.unset]
+    values = {c.field: c.value for c in chosen}
+    if "learning_rate" in values:
+        values["learning_rate_multiplier"] = values["learning_rate"] / BASE_LEARNING_RATE[adapter]
+    return msgspec.structs.replace(spec, **values, unset=[]), chosen
+
+
 def plan_job(settings: Settings, store: Store, spec: FineTuneSpec, model_dir: Path, tokenizer: Any) -> JobPlan:
     shape = read_shape(model_dir)
     options = spec.options
     cap = options.max_seq_len or min(shape.max_positions, LONGEST_DEFAULT)
     train = load_split(settings.home, store, spec.training_file, tokenizer, cap)
+    spec, suggested = with_suggestions(spec, shape.parameters, train)
     plan = plan_options(options, hardware=detect(), shape=shape, lengths=[len(e.input_ids) for e in train.examples],
                         batch_size=spec.batch_size)
+    plan = msgspec.structs.replace(plan, choices=suggested + plan.choices)
     max_len = plan.options.max_seq_len
     if max_len is not None and max_len < cap and any(len(e.input_ids) > max_len for e in train.examples):
         train = load_split(settings.home, store, spec.training_file, tokenizer, max_len)
