@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -61,13 +61,13 @@ def next_token(logits: torch.Tensor, params: GenerationParams, generator: torch.
 
 @torch.inference_mode()
 def greedy_batch(model: Any, prompts: list[list[int]], max_new_tokens: int, stop_ids: set[int],
-                 pad_id: int) -> list[list[int]]:
+                 pad_id: int, finished: Callable[[list[int]], bool] | None = None) -> list[list[int]]:
     """Greedy continuations of several prompts at once (each ends with its stop id, if it reached one).
 
     On a CPU, decoding one sequence reads every weight per token and leaves the cores mostly waiting on memory;
     a batch reads them once for all its rows, so evaluation answers many cases in about the time of one. Prompts
     are left-padded with position ids counted from each row's first real token, so a row's answer is the one it
-    would get alone."""
+    would get alone. `finished(answer_ids)`, when given, ends a row early (a stop pattern)."""
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -77,7 +77,8 @@ def greedy_batch(model: Any, prompts: list[list[int]], max_new_tokens: int, stop
         mask[row, width - len(prompt):] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    # only the last position's logits: the whole prompt's would be rows x width x vocab floats (~1 GB at 32 x 150)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     answers: list[list[int]] = [[] for _ in prompts]
     done = [False] * len(prompts)
     for _ in range(max_new_tokens):
@@ -85,7 +86,7 @@ def greedy_batch(model: Any, prompts: list[list[int]], max_new_tokens: int, stop
         for row, token in enumerate(chosen.tolist()):
             if not done[row]:
                 answers[row].append(token)
-                done[row] = token in stop_ids
+                done[row] = token in stop_ids or (finished is not None and finished(answers[row]))
         if all(done):
             break
         mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long, device=device)], dim=1)

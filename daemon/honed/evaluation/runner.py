@@ -6,6 +6,7 @@ scores are kept, so the comparison can be a paired bootstrap over the same cases
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -49,22 +50,34 @@ class MetricComparison(msgspec.Struct):
     summary: str
 
 
-EVAL_BATCH = 8
-"""Cases answered together (torch_generate.greedy_batch): on a CPU a batch of 8 costs little more than one."""
+EVAL_BATCH = 32
+"""Cases answered together (torch_generate.greedy_batch). Measured on 2 CPU cores, SmolLM2-135M, 64 code cases of
+up to 96 tokens: batch 8 174 s, 32 77 s, 64 69 s; 32 keeps a 1B model's KV cache near 1 GB."""
 
 
 def generate_answers(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_tokens: int,
-                     progress: Callable[[int, int], None] | None = None) -> list[str]:
-    """Greedy answers to each conversation, in order; prompts of similar length share a batch (less padding)."""
+                     progress: Callable[[int, int], None] | None = None,
+                     stop_pattern: str | None = None) -> list[str]:
+    """Greedy answers to each conversation, in order; prompts of similar length share a batch (less padding).
+    An answer matching `stop_pattern` (a regex) ends there."""
     stops = stop_token_ids(tokenizer, model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
     prompts = [prompt_ids(tokenizer, messages) for messages in conversations]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    pattern = re.compile(stop_pattern) if stop_pattern else None
+
+    def text(ids: list[int]) -> str:
+        return tokenizer.decode([t for t in ids if t not in stops], skip_special_tokens=True)
+
+    finished = (lambda ids: pattern.search(text(ids)) is not None) if pattern is not None else None
     answers = [""] * len(prompts)
     for start in range(0, len(order), EVAL_BATCH):
         rows = order[start:start + EVAL_BATCH]
-        for row, ids in zip(rows, greedy_batch(model, [prompts[i] for i in rows], max_tokens, stops, pad)):
-            answers[row] = tokenizer.decode([t for t in ids if t not in stops], skip_special_tokens=True)
+        for row, ids in zip(rows, greedy_batch(model, [prompts[i] for i in rows], max_tokens, stops, pad, finished)):
+            answers[row] = text(ids)
+            found = pattern.search(answers[row]) if pattern is not None else None
+            if found is not None:
+                answers[row] = answers[row][:found.end()]
         if progress is not None:
             progress(min(start + EVAL_BATCH, len(order)), len(order))
     return answers
@@ -114,7 +127,7 @@ def run_suite(model: Any, tokenizer: Any, suite: EvalSuite,
               progress: Callable[[int, int], None] | None = None) -> SuiteRun:
     """Greedy answers to every case, then the suite's metrics (with bootstrap CIs where per-example)."""
     outputs = generate_answers(model, tokenizer, [case_messages(suite, case) for case in suite.cases],
-                               suite.max_tokens, progress)
+                               suite.max_tokens, progress, suite.stop_pattern)
     scored = score_outputs(suite, outputs)
     if "perplexity" in suite.metrics:
         scored["perplexity"] = summarize("perplexity", reference_perplexities(model, tokenizer, suite))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import msgspec
 
@@ -57,6 +58,12 @@ def validate_suite(suite: EvalSuite, param: str = "honed.eval") -> None:
             raise InvalidRequest(f"unknown metric '{name}'; known: {', '.join(known)}", param=f"{param}.metrics")
     if "json_schema" in suite.metrics and suite.json_schema is None:
         raise InvalidRequest("the json_schema metric needs the suite's json_schema", param=f"{param}.json_schema")
+    if suite.stop_pattern is not None:
+        try:
+            re.compile(suite.stop_pattern)
+        except re.error as exc:
+            raise InvalidRequest(f"stop_pattern is not a valid regular expression ({exc})",
+                                 param=f"{param}.stop_pattern") from None
     labels = _validate_label_pattern(suite, param)
     _validate_style_model(suite, param)
     needs_reference = REFERENCE_METRICS & set(suite.metrics)

@@ -27,7 +27,7 @@ from honed.observability.memory import release_freed, reset_peak
 TIMED_STEPS = 2
 """Steps timed per shape, after one warm-up step (allocations, kernel selection)."""
 DECODE_TOKENS = 12
-PROBE_VERSION = 2
+PROBE_VERSION = 3  # 3: evaluation decodes 32 cases at a time
 """Part of the cache key: a probe that measures differently must not reuse an older one's numbers."""
 
 
