@@ -232,6 +232,9 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """Suites the tuned model must not get worse at (general knowledge, formats); measured before and after."""
     regression_threshold: float = 0.05
     """A guard metric falling by more than this (absolute; perplexity: relative) raises a regression warning."""
+    estimate: bool = True
+    """Measure the time and memory estimate before training (a probe of a few real steps the first time a kind of
+    job runs on this machine, up to a minute); false starts training at once, without an estimate."""
     early_stopping: EarlyStopping | None = None
     """Stop when validation stops improving and keep the best checkpoint as the model (None: train to the end,
     the last step is the model)."""

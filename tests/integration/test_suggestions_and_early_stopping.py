@@ -29,7 +29,7 @@ def test_suggestions_come_with_reasons_and_fill_a_job_that_leaves_them_to_honed(
     assert {"learning_rate", "n_epochs", "batch_size", "lora_rank", "lora_alpha", "lora_dropout", "warmup_ratio",
             "target_modules", "max_seq_len", "adapter"} <= set(chosen)
     assert all(c.reason for c in found.choices)
-    assert chosen["learning_rate"].reason.startswith(f"lr {chosen['learning_rate'].value:g}: LORA on a")
+    assert chosen["learning_rate"].reason.startswith(f"lr {chosen['learning_rate'].value:g}: LoRA on a")
     assert found.hyperparameters == {"n_epochs": 3, "batch_size": 8}
     assert found.honed["lora_alpha"] == 2 * found.honed["lora_rank"]
 

@@ -25,7 +25,7 @@ def test_more_data_never_gets_more_epochs_and_may_get_more_rank():
 
 def test_each_suggestion_has_a_reason_naming_its_inputs():
     found = {c.field: c for c in suggest(500_000_000, "lora", DataFacts(1_200, 180.0, 400))}
-    assert found["learning_rate"].reason == ("lr 0.00028: LORA on a 500M model with 1,200 examples (smaller models "
+    assert found["learning_rate"].reason == ("lr 0.00028: LoRA on a 500M model with 1,200 examples (smaller models "
                                              "take larger steps: 0.0002 at 1B, x sqrt(1B/size))")
     assert found["n_epochs"].value == 2 and "1,200 examples" in found["n_epochs"].reason
     assert found["lora_alpha"].value == 2 * found["lora_rank"].value

@@ -4,6 +4,7 @@ cost on it, and what to train it with."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -45,16 +46,22 @@ def _estimate(svc: Any, body: FineTuneCreate, model: str) -> Estimate:
     return found
 
 
-@post("/v1/estimate", status_code=200)
-async def estimate(request: Request) -> Estimate:
-    """The body of POST /v1/fine_tuning/jobs; nothing is created. The first estimate of a kind of job measures
-    a few real steps (seconds to a minute); later ones reuse that measurement."""
+async def _with_job_body(request: Request, answer: Callable[[Any, FineTuneCreate, str], Any]) -> Any:
+    """A create-job body checked as POST /v1/fine_tuning/jobs checks it (nothing is created), then answered off the
+    event loop: both answers read the model and tokenize the data."""
     svc = services(request)
     body = with_suite_datasets(decode_body(await request.body(), FineTuneCreate), svc.file_bytes)
     validate_request(body)
     source = svc.catalog.resolve(body.model)
     check_training_files(svc, body)
-    return await anyio.to_thread.run_sync(_estimate, svc, body, source.name)
+    return await anyio.to_thread.run_sync(answer, svc, body, source.name)
+
+
+@post("/v1/estimate", status_code=200)
+async def estimate(request: Request) -> Estimate:
+    """The body of POST /v1/fine_tuning/jobs; nothing is created. The first estimate of a kind of job measures
+    a few real steps (seconds to a minute); later ones reuse that measurement."""
+    return await _with_job_body(request, _estimate)
 
 
 def _suggest(svc: Any, body: FineTuneCreate, model: str) -> Suggestions:
@@ -76,12 +83,7 @@ def _suggest(svc: Any, body: FineTuneCreate, model: str) -> Suggestions:
 async def suggestions(request: Request) -> Suggestions:
     """The body of POST /v1/fine_tuning/jobs (model and training_file are what count); nothing is created. Each
     suggestion comes with the reason for it."""
-    svc = services(request)
-    body = with_suite_datasets(decode_body(await request.body(), FineTuneCreate), svc.file_bytes)
-    validate_request(body)
-    source = svc.catalog.resolve(body.model)
-    check_training_files(svc, body)
-    return await anyio.to_thread.run_sync(_suggest, svc, body, source.name)
+    return await _with_job_body(request, _suggest)
 
 
 ROUTES = [hardware, estimate, suggestions]

@@ -48,7 +48,7 @@ def _plan(store: Store, settings: Settings, job_id: str, job_plan: JobPlan, mode
         store.update_job(job_id, spec=msgspec.to_builtins(job_plan.spec))
         event("log", "Chose for this machine: " + "; ".join(c.reason for c in job_plan.plan.choices),
               {"choices": msgspec.to_builtins(job_plan.plan.choices)})
-    if store.latest_event(job_id, "estimate") is not None:
+    if not job_plan.spec.options.estimate or store.latest_event(job_id, "estimate") is not None:
         return None
     try:
         found = estimate_job(settings, job_plan, model_dir, job_plan.spec.model, in_process=True)

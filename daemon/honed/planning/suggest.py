@@ -59,7 +59,8 @@ def suggest(parameters: int, adapter: str, data: DataFacts) -> list[PlanChoice]:
     n_epochs = epochs(data.examples)
     batch = batch_size(data.examples)
     steps = n_epochs * math.ceil(data.examples / batch)
-    what = f"{'full fine-tuning' if adapter == 'full' else adapter.upper()} on a {_size(parameters)} model"
+    method = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}[adapter]
+    what = f"{method} on a {_size(parameters)} model"
     choices = [
         PlanChoice("learning_rate", lr, f"lr {lr:g}: {what} with {data.examples:,} examples (smaller models take "
                    f"larger steps: {FULL_BASE_LR if adapter == 'full' else LORA_BASE_LR:g} at 1B, x sqrt(1B/size))"),
