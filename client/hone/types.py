@@ -239,8 +239,9 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """Stop when validation stops improving and keep the best checkpoint as the model (None: train to the end,
     the last step is the model)."""
     divergence_factor: float = 10.0
-    """Fail the job when the training loss (a 4-step mean) rises above this many times its lowest, or becomes
-    NaN: a run that diverged wastes the rest of its time. 0 turns the ratio check off (NaN still fails)."""
+    """Fail the job when the training loss (a 4-step mean) rises above this many times its lowest and above where
+    it started, or becomes NaN: a run that diverged wastes the rest of its time. 0 turns the ratio check off (NaN
+    still fails)."""
 
 
 class FineTuneCreate(msgspec.Struct, forbid_unknown_fields=True):

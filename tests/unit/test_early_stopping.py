@@ -54,6 +54,10 @@ def test_the_divergence_guard_ignores_one_spike_and_stops_a_runaway():
     assert all(guard.observe(step, loss) is None for step, loss in enumerate(losses, start=1))
     found = [guard.observe(step, loss) for step, loss in enumerate([5.0, 9.0, 9.0, 9.0], start=12)]
     assert found[:2] == [None, None] and "training diverged at step 14" in found[2]
+    # a run that memorised its data: 1000x a near-zero lowest is still far below where it started
+    memorised = DivergenceGuard(factor=10, warmup_steps=2)
+    curve = [3.0, 2.5, 2.0, 1.5] + [0.001] * 8 + [0.96] * 6
+    assert all(memorised.observe(step, loss) is None for step, loss in enumerate(curve, start=1))
     off = DivergenceGuard(factor=0, warmup_steps=0)
     assert all(off.observe(step, 10.0**step) is None for step in range(1, 10))
 

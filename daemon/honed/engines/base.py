@@ -61,7 +61,8 @@ class TrainConfig(msgspec.Struct, frozen=True):
     early_stopping: StopRule | None = None
     """Stop when validation stops improving; the final adapter is then the best validated checkpoint."""
     divergence_factor: float = 10.0
-    """Fail when the smoothed training loss exceeds this many times its lowest (0: only NaN/inf fails)."""
+    """Fail when the smoothed training loss exceeds this many times its lowest and where it started (0: only
+    NaN/inf fails)."""
     logging_interval: int = 1
     device: str = "auto"
 

@@ -67,8 +67,10 @@ class TrainingDiverged(FloatingPointError):
 
 class DivergenceGuard:
     """Fails a run whose loss has run away: the mean of the last WINDOW steps above `factor` x the lowest such
-    mean, after warm-up. A mean, not one step: one hard batch is a spike (warned about), a loss that stays up
-    is a run that diverged."""
+    mean and above the first one (where training started), after warm-up. A mean, not one step: one hard batch
+    is a spike (warned about), a loss that stays up is a run that diverged. Above the start too, because a run
+    that has memorised its data sits near 0 (0.0009 seen), and a new epoch's 0.96 is 1000x that without being
+    anything but normal."""
 
     WINDOW = 4
 
@@ -76,17 +78,21 @@ class DivergenceGuard:
         self.factor, self.warmup_steps = factor, warmup_steps
         self.recent: deque[float] = deque(maxlen=self.WINDOW)
         self.lowest = math.inf
+        self.first: float | None = None
 
     def observe(self, step: int, loss: float) -> str | None:
         self.recent.append(loss)
         if len(self.recent) < self.WINDOW:
             return None
         mean = sum(self.recent) / len(self.recent)
+        self.first = mean if self.first is None else self.first
         self.lowest = min(self.lowest, mean)
-        if self.factor <= 0 or step <= self.warmup_steps or mean <= self.factor * self.lowest:
+        if (self.factor <= 0 or step <= self.warmup_steps or mean <= self.factor * self.lowest
+                or mean <= self.first):
             return None
         return (f"training diverged at step {step}: the loss (mean of the last {self.WINDOW} steps, {mean:.4f}) "
-                f"is over {self.factor:g}x its lowest ({self.lowest:.4f}); lower the learning rate")
+                f"is over {self.factor:g}x its lowest ({self.lowest:.4f}) and above where training started "
+                f"({self.first:.4f}); lower the learning rate")
 
 
 class EarlyStopper:
