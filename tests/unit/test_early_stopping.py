@@ -62,6 +62,15 @@ def test_the_divergence_guard_ignores_one_spike_and_stops_a_runaway():
     assert all(off.observe(step, 10.0**step) is None for step in range(1, 10))
 
 
+def test_a_resumed_run_remembers_where_training_started(tmp_path):
+    first = DivergenceGuard(factor=10, warmup_steps=0, output_dir=tmp_path)
+    assert all(first.observe(step, loss) is None for step, loss in enumerate([3.0, 2.5, 2.0, 1.5, 0.1], start=1))
+    resumed = DivergenceGuard(factor=10, warmup_steps=0, output_dir=tmp_path)  # after a restart: low loss at first
+    curve = [0.1] * 4 + [1.8] * 4  # a new epoch's rise: 18x the resumed run's lowest, below where it all started
+    assert all(resumed.observe(step, loss) is None for step, loss in enumerate(curve, start=20))
+    assert resumed.first == 2.25
+
+
 # ------------------------------------------------------------------- the torch engine, on the tiny model
 
 

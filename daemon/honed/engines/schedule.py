@@ -73,19 +73,28 @@ class DivergenceGuard:
     anything but normal."""
 
     WINDOW = 4
+    STATE_FILE = "divergence.json"
 
-    def __init__(self, factor: float, warmup_steps: int) -> None:
+    def __init__(self, factor: float, warmup_steps: int, output_dir: Path | None = None) -> None:
         self.factor, self.warmup_steps = factor, warmup_steps
         self.recent: deque[float] = deque(maxlen=self.WINDOW)
         self.lowest = math.inf
         self.first: float | None = None
+        # where the run started, kept in the job's directory: a resumed run's own first steps are the trained
+        # model's (low) loss, and a new epoch's rise from there would look like divergence
+        self.path = output_dir / self.STATE_FILE if output_dir is not None else None
+        if self.path is not None and self.path.is_file():
+            self.first = json.loads(self.path.read_text())["first"]
 
     def observe(self, step: int, loss: float) -> str | None:
         self.recent.append(loss)
         if len(self.recent) < self.WINDOW:
             return None
         mean = sum(self.recent) / len(self.recent)
-        self.first = mean if self.first is None else self.first
+        if self.first is None:
+            self.first = mean
+            if self.path is not None:
+                self.path.write_text(json.dumps({"first": mean}))
         self.lowest = min(self.lowest, mean)
         if (self.factor <= 0 or step <= self.warmup_steps or mean <= self.factor * self.lowest
                 or mean <= self.first):
@@ -189,7 +198,7 @@ class StepReport:
                  trained_tokens: int = 0) -> None:
         self.config, self.event, self.total_steps = config, event, total_steps
         self.watch = LossWatch(warmup_steps=max(10, warmup_steps))
-        self.guard = DivergenceGuard(config.divergence_factor, warmup_steps=max(10, warmup_steps))
+        self.guard = DivergenceGuard(config.divergence_factor, max(10, warmup_steps), config.output_dir)
         self.trained_tokens = trained_tokens
         self.last_loss: float | None = None
         self.started = time.monotonic()
