@@ -82,7 +82,8 @@ def test_bad_early_stopping_and_a_diverging_run_get_clear_errors(daemon, tiny_mo
                                    json={**body, "honed": {"early_stopping": {}}})
         unmeasured = httpx.post(f"{daemon.base_url}/v1/fine_tuning/jobs",
                                 json={**body, "honed": {"early_stopping": {"metric": "exact_match"}}})
-        bad_factor = httpx.post(f"{daemon.base_url}/v1/fine_tuning/jobs", json={**body, "honed": {"divergence_factor": 0.5}})
+        bad_factor = httpx.post(f"{daemon.base_url}/v1/fine_tuning/jobs",
+                                json={**body, "honed": {"divergence_factor": 0.5}})
         # a rate that overflows the weights: the loss is NaN by the second step (the ratio guard: the unit tests)
         job = client.fine_tuning.jobs.create(**body, hyperparameters={"n_epochs": 10, "batch_size": 2},
                                              honed={"learning_rate": 1e30, "warmup_ratio": 0.0,

@@ -65,6 +65,14 @@ class TrainingDiverged(FloatingPointError):
     """The training loss became NaN/inf or ran away: the job fails with this message instead of training on."""
 
 
+def write_state(path: Path, value: Any) -> None:
+    """A run's small JSON state, whole or not at all: a crash mid-write must not leave a file the resumed run
+    cannot read."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(value))
+    os.replace(partial, path)
+
+
 class DivergenceGuard:
     """Fails a run whose loss has run away: the mean of the last WINDOW steps above `factor` x the lowest such
     mean and above the first one (where training started), after warm-up. A mean, not one step: one hard batch
@@ -94,7 +102,7 @@ class DivergenceGuard:
         if self.first is None:
             self.first = mean
             if self.path is not None:
-                self.path.write_text(json.dumps({"first": mean}))
+                write_state(self.path, {"first": mean})
         self.lowest = min(self.lowest, mean)
         if (self.factor <= 0 or step <= self.warmup_steps or mean <= self.factor * self.lowest
                 or mean <= self.first):
@@ -141,9 +149,7 @@ class EarlyStopper:
         if value is None or not math.isfinite(value):
             return False, None
         self.history.append((step, float(value)))
-        partial = self.path.with_suffix(".partial")
-        partial.write_text(json.dumps(self.history))
-        os.replace(partial, self.path)
+        write_state(self.path, self.history)
         self._count(step, float(value))
         if self.since_best < self.rule.patience:
             return self.best_step == step, None
@@ -191,8 +197,8 @@ def step_stream(lengths: list[int], config: TrainConfig, start_step: int,
 
 
 class StepReport:
-    """After each optimizer step: fail on a NaN or runaway loss, warn on a spike, and emit the metrics event (averaged over
-    the steps since the last one). Both engines report through this, so their events are the same."""
+    """After each optimizer step: fail on a NaN or runaway loss, warn on a spike, and emit the metrics event
+    (averaged over the steps since the last one). Both engines report through this, so their events are the same."""
 
     def __init__(self, config: TrainConfig, event: Any, total_steps: int, warmup_steps: int,
                  trained_tokens: int = 0) -> None:

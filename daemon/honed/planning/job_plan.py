@@ -34,7 +34,8 @@ def data_facts(train: TrainingSplit) -> DataFacts:
     return DataFacts(len(lengths), sum(lengths) / max(1, len(lengths)), max(lengths, default=0))
 
 
-def with_suggestions(spec: FineTuneSpec, parameters: int, train: TrainingSplit) -> tuple[FineTuneSpec, list[PlanChoice]]:
+def with_suggestions(spec: FineTuneSpec, parameters: int,
+                     train: TrainingSplit) -> tuple[FineTuneSpec, list[PlanChoice]]:
     """The spec with the hyperparameters it left to honed filled in from planning.suggest, and those choices."""
     if not spec.unset:
         return spec, []
