@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 
 from hone.local_daemon import LocalDaemon, free_port
-from hone.types import JudgeSpec
+from hone.types import EvalCase, EvalSuite, JudgeSpec
+from honed.config import Settings
 from honed.errors import HonedError
-from honed.evaluation.judge import JudgeCase, judge_pairwise
+from honed.evaluation.judge import JudgeCase, cases_for, judge_pairwise
+from honed.evaluation.runner import SuiteRun
+from honed.jobs.job_evaluation import judge_runs
+from honed.jobs.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +82,28 @@ def test_keys_go_to_the_endpoint_that_needs_them(honed_home, tiny_model, monkeyp
             judge_pairwise(external, one, default_base_url="http://unused/v1", default_api_key=None)
     finally:
         guarded.stop()
+
+
+def test_the_worker_asks_a_model_it_serves_directly_in_batches_with_the_http_judges_verdicts(
+        daemon, tiny_model, tmp_path):
+    """judge_runs with this daemon's own model as judge generates in the worker: here the configured server is
+    not even running, and the replies are the ones the HTTP server gives for the same chats."""
+    suite = EvalSuite(name="secret", cases=[EvalCase(prompt=c.question, reference=c.reference) for c in CASES],
+                      judge=JudgeSpec(model=str(tiny_model), max_tokens=4))
+    first = SuiteRun("secret", [c.first for c in CASES], {})
+    second = SuiteRun("secret", [c.second for c in CASES], {})
+    offline = Settings(home=tmp_path, port=free_port())
+    seen = []
+    local = judge_runs(suite, first, second, offline, Store(tmp_path / "honed.db"),
+                       lambda done, total: seen.append((done, total)))
+    assert seen == [(3, 3)]  # one batch: all three cases in both orders at once
+    served = judge_pairwise(suite.judge, cases_for(suite, first.outputs, second.outputs),
+                            default_base_url=f"{daemon.base_url}/v1", default_api_key=None)
+    assert [(c["raw_first_order"], c["raw_swapped"]) for c in local["per_case"]] == \
+        [(c.raw_first_order, c.raw_swapped) for c in served.per_case]
+    assert local["n"] == 3 and local["summary"] == served.summary
+
+    unknown = msgspec.structs.replace(suite, judge=JudgeSpec(model="no-such-judge"))
+    with pytest.raises(HonedError) as failure:
+        judge_runs(unknown, first, second, offline, Store(tmp_path / "honed.db"))
+    assert failure.value.code == "judge_failed" and "no-such-judge" in failure.value.message

@@ -3,10 +3,11 @@
 Each case is asked twice, once with the first model's answer as "Answer A" and once swapped, because judges
 (small ones especially) favour a position. The two verdicts are un-swapped and combined into one score for the
 second model (1 both orders prefer it, 0 both prefer the first, 0.5 otherwise), and the scores into a win rate
-with a bootstrap CI. The judge is any OpenAI-compatible /chat/completions endpoint, honed itself by default.
+with a bootstrap CI. The judge is any OpenAI-compatible /chat/completions endpoint, honed itself by default (the
+worker then asks the model directly, in batches: jobs.job_evaluation.judge_runs).
 
-Prompt building, verdict parsing, combining and aggregating are pure functions; `judge_pairwise` is the one
-place that talks to the endpoint.
+Prompt building, verdict parsing, combining and aggregating are pure functions; `judge_with` takes the judge as
+a function, and `judge_pairwise` is the one place that talks to an endpoint.
 """
 
 from __future__ import annotations
@@ -292,28 +293,46 @@ def _ask(http: httpx.Client, url: str, spec: JudgeSpec, messages: list[dict[str,
     return content or ""
 
 
+Ask = Callable[[list[list[dict[str, str]]]], list[str]]
+"""The judge model: a batch of chats in, one greedy reply per chat out, in order."""
+
+
+def judge_with(spec: JudgeSpec, cases: list[JudgeCase], ask: Ask, *, batch: int = 1,
+               progress: Callable[[int, int], None] | None = None) -> JudgeResult:
+    """Ask the judge about every case in both orders, `batch` cases per call of `ask`, and aggregate the
+    verdicts. `progress(done, total)` is called after each call. Unreadable replies are not errors (they score
+    as described in `combine`)."""
+    per_case = []
+    for start in range(0, len(cases), batch):
+        chunk = cases[start:start + batch]
+        chats = [chat for case in chunk for chat in (judge_messages(spec.criteria, case),
+                                                     judge_messages(spec.criteria, case, swapped=True))]
+        replies = ask(chats)
+        per_case += [judged_case(replies[2 * i], replies[2 * i + 1]) for i in range(len(chunk))]
+        if progress is not None:
+            progress(len(per_case), len(cases))
+    return aggregate(spec.model, per_case)
+
+
+def is_default_endpoint(spec: JudgeSpec, default_base_url: str) -> bool:
+    """Whether the judge is the model of that name on `default_base_url` (this daemon, unless told otherwise)."""
+    return spec.base_url is None or spec.base_url.rstrip("/") == default_base_url.rstrip("/")
+
+
 def judge_pairwise(spec: JudgeSpec, cases: list[JudgeCase], *, default_base_url: str,
                    default_api_key: str | None, progress: Callable[[int, int], None] | None = None,
                    timeout: float = 120.0) -> JudgeResult:
-    """Ask the judge about every case in both orders (2 requests a case, greedy) and aggregate the verdicts.
+    """`judge_with` over an OpenAI-compatible endpoint, one request at a time (2 a case, greedy).
 
     `spec.base_url` None means `default_base_url` (this honed daemon's .../v1), which is sent
     `default_api_key`; another endpoint gets the key from the variable `spec.api_key_env` names, if any.
-    `progress(done, total)` is called after each case. Unreadable replies are not errors (they score as
-    described in `combine`). Raises InvalidRequest before any request when `spec.api_key_env` names an unset
-    variable, and HonedError naming the endpoint and model when it cannot be reached, times out, answers
-    non-2xx (with the server's message) or answers something that is not a chat completion.
+    Raises InvalidRequest before any request when `spec.api_key_env` names an unset variable, and HonedError
+    naming the endpoint and model when it cannot be reached, times out, answers non-2xx (with the server's
+    message) or answers something that is not a chat completion.
     """
     base_url = (spec.base_url or default_base_url).rstrip("/")
-    uses_default = spec.base_url is None or base_url == default_base_url.rstrip("/")
-    headers = _headers(spec, uses_default, default_api_key)
+    headers = _headers(spec, is_default_endpoint(spec, default_base_url), default_api_key)
     url = f"{base_url}/chat/completions"
-    per_case = []
     with httpx.Client(headers=headers, timeout=timeout) as http:
-        for index, case in enumerate(cases):
-            raw_first = _ask(http, url, spec, judge_messages(spec.criteria, case))
-            raw_swapped = _ask(http, url, spec, judge_messages(spec.criteria, case, swapped=True))
-            per_case.append(judged_case(raw_first, raw_swapped))
-            if progress is not None:
-                progress(index + 1, len(cases))
-    return aggregate(spec.model, per_case)
+        return judge_with(spec, cases, lambda chats: [_ask(http, url, spec, chat) for chat in chats],
+                          progress=progress)

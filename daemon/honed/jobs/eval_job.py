@@ -47,7 +47,8 @@ def run_eval_job(eval_id: str, settings: Settings, store: Store) -> None:
             result["comparison"] = comparison
             data = {"phase": "comparison", "comparison": comparison}
             if request.suite.judge is not None:
-                data["judge"] = result["judge"] = judge_runs(request.suite, first, second, settings, progress)
+                data["judge"] = result["judge"] = judge_runs(request.suite, first, second, settings, store,
+                                                                progress)
             store.append_event(eval_id, "eval", "Difference: " + "; ".join(
                 f"{k} {v['summary']}" for k, v in comparison.items()), data)
         store.transition(eval_id, "succeeded", expect={"running"}, message="Evaluation finished", result=result)

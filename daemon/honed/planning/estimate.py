@@ -10,12 +10,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from hone.types import Estimate, EstimateProbe, HonedOptions, PlanChoice
+from hone.types import Estimate, EstimateProbe, EvalSuite, HonedOptions, PlanChoice
 from honed.data.tokenize import TokenizedExample, pack_examples
 from honed.planning.probe import ProbeShape
 
 SEQ_BUCKET = 32
 """Probes are measured at the widest batch rounded up to this, so similar jobs share a cached probe."""
+CHARS_PER_TOKEN = 4
+"""English text through a BPE tokenizer, for pricing judge prompts whose answers do not exist yet."""
+JUDGE_PROMPT_FRAME_CHARS = 80
+"""The judge prompt's own words around the fields ("Question:", "Answer A:", the reply instruction)."""
 
 
 def padded(length: int) -> int:
@@ -61,10 +65,31 @@ def validation_points(total_steps: int, options: HonedOptions) -> int:
     return sum(1 for s in range(1, total_steps) if any(s % n == 0 for n in every)) + 1
 
 
+def judge_seconds(suite: EvalSuite, probe: EstimateProbe) -> float:
+    """The suite's judge run in the worker (jobs.job_evaluation.judge_runs): every case asked in both orders,
+    EVAL_BATCH chats decoded together up to the judge's max_tokens, after a prefill of the question, the reference
+    and two answers (priced at the suite's max_tokens each, the cap a rambling base model reaches)."""
+    from honed.evaluation.judge import MAX_PROMPT_FIELD_CHARS, SYSTEM_PROMPT
+    from honed.evaluation.runner import EVAL_BATCH
+    from honed.evaluation.suite import case_messages
+
+    chats = 2 * len(suite.cases)
+    fixed_chars = len(SYSTEM_PROMPT) + len(suite.judge.criteria) + JUDGE_PROMPT_FRAME_CHARS
+    prompt_tokens = 0.0
+    for case in suite.cases:
+        question = min(MAX_PROMPT_FIELD_CHARS, sum(len(m["content"]) for m in case_messages(suite, case)))
+        reference = min(MAX_PROMPT_FIELD_CHARS, len(case.reference or ""))
+        prompt_tokens += 2 * ((fixed_chars + question + reference) / CHARS_PER_TOKEN + 2 * suite.max_tokens)
+    decode = math.ceil(chats / EVAL_BATCH) * suite.judge.max_tokens * probe.decode_seconds_per_step
+    return prompt_tokens * probe.forward_seconds_per_token + decode
+
+
 def estimate(*, model: str, engine: str, device: str, options: HonedOptions, steps: list[list[int]],
              valid: list[TokenizedExample], probe: EstimateProbe,
-             choices: list[PlanChoice], samples: bool) -> Estimate:
-    """Price the schedule with the probe. `samples`: a sample answer is generated at each validation point."""
+             choices: list[PlanChoice], samples: bool, judge_base_url: str) -> Estimate:
+    """Price the schedule with the probe. `samples`: a sample answer is generated at each validation point;
+    `judge_base_url`: this daemon's .../v1, whose models the worker judges with itself (other judges are
+    left unpriced, with a warning)."""
     micro_steps = sum(len(s) for s in steps)
     tokens = sum(sum(s) for s in steps)
     train_seconds = probe.load_seconds + micro_steps * probe.step_seconds_fixed + tokens * probe.step_seconds_per_token
@@ -89,6 +114,15 @@ def estimate(*, model: str, engine: str, device: str, options: HonedOptions, ste
     if suites:
         eval_seconds += 2 * probe.load_seconds
     warnings = []
+    if suite is not None and suite.judge is not None:
+        from honed.evaluation.judge import is_default_endpoint
+
+        if is_default_endpoint(suite.judge, judge_base_url):
+            eval_seconds += probe.load_seconds + judge_seconds(suite, probe)
+            if suite.judge.model != model:
+                warnings.append(f"the judge '{suite.judge.model}' is priced as if it were '{model}'")
+        else:
+            warnings.append(f"the judge at {suite.judge.base_url} is not priced: its speed is not this machine's")
     if probe.cached is False and probe.seconds > 0:
         warnings.append(f"measured a {probe.seconds:.0f} s probe run on this machine (cached for next time)")
     return Estimate(

@@ -74,4 +74,5 @@ def estimate_job(settings: Settings, job: JobPlan, model_dir: Path, model: str, 
                      in_process=in_process)
     return estimate(model=model, engine=job.plan.engine, device=detect().device, options=options, steps=steps,
                     valid=job.valid.examples if job.valid else [], probe=measured,
-                    choices=job.plan.choices, samples=job.train.first_prompt is not None)
+                    choices=job.plan.choices, samples=job.train.first_prompt is not None,
+                    judge_base_url=settings.base_url + "/v1")
