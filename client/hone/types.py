@@ -171,6 +171,9 @@ class JudgeSpec(msgspec.Struct, forbid_unknown_fields=True):
     so keys are not put in them)."""
     criteria: str = "Which answer is more helpful and correct, and closer to the reference answer if one is given?"
     max_tokens: int = 16
+    cases: int | None = None
+    """Judge only the suite's first this many cases (None: all). Each case is two prompts of the question, the
+    reference and both answers to read: a 135M judge on a 2-core CPU took 6.4 minutes for 200 cases."""
 
 
 class EarlyStopping(msgspec.Struct, forbid_unknown_fields=True):

@@ -37,6 +37,8 @@ def test_a_judge_on_this_daemon_adds_its_batched_decode_and_prefill_to_the_evalu
     assert judged.total_seconds == judged.train_seconds + judged.eval_seconds and not judged.warnings
     # more cases or a longer verdict never cost less
     assert judge_seconds(suite(400, judge), PROBE) > judge_seconds(suite(200, judge), PROBE)
+    fewer = msgspec.structs.replace(judge, cases=50)
+    assert judge_seconds(suite(200, fewer), PROBE) == pytest.approx(judge_seconds(suite(50, judge), PROBE))
     longer = msgspec.structs.replace(judge, max_tokens=32)
     assert judge_seconds(suite(200, longer), PROBE) > judge_seconds(suite(200, judge), PROBE)
 

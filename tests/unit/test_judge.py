@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from hone.local_daemon import free_port
@@ -159,6 +160,8 @@ def test_question_text_and_cases_from_a_suite():
     templated = EvalSuite(name="t", prompt_template="Classify ({lang}): {prompt}",
                           cases=[EvalCase(prompt="I love it", fields={"lang": "en"}, reference="positive")])
     assert cases_for(templated, ["x"], ["y"])[0].question == "Classify (en): I love it"
+    first_only = msgspec.structs.replace(suite, judge=JudgeSpec(model="m", cases=1))
+    assert cases_for(first_only, ["p1", "p2"], ["t1", "t2"]) == cases[:1]  # the judge reads its first `cases`
 
 
 def test_unset_api_key_variable_fails_before_any_request(monkeypatch):

@@ -78,6 +78,8 @@ def test_the_template_fills_fields_and_the_system_prompt_comes_first():
      r"inspect_case must be a case index in \[0, 0\]", "honed.eval.inspect_case"),
     (EvalSuite(name="t", judge=JudgeSpec(model="m", base_url="ftp://x"), cases=[EvalCase(prompt="p", reference="r")]),
      "judge.base_url must be an http", "honed.eval.judge.base_url"),
+    (EvalSuite(name="t", judge=JudgeSpec(model="m", cases=1), cases=[EvalCase(prompt="p", reference="r")]),
+     "judge.cases must be at least 2", "honed.eval.judge.cases"),
     (EvalSuite(name="t", metrics=["perplexity"], cases=[EvalCase(prompt="p")]),
      "needs a reference for perplexity", "honed.eval.cases[0].reference"),
     (EvalSuite(name="t", metrics=["json_schema"], cases=[EvalCase(prompt="p")]),

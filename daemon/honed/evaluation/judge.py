@@ -20,7 +20,7 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
-from hone.types import EvalSuite, JudgeSpec
+from hone.types import EvalCase, EvalSuite, JudgeSpec
 from honed.errors import HonedError, InvalidRequest
 from honed.evaluation import stats
 from honed.evaluation.suite import case_messages
@@ -112,13 +112,19 @@ def question_text(messages: Sequence[dict[str, str]]) -> str:
 
 def cases_for(suite: EvalSuite, first: Sequence[str], second: Sequence[str]) -> list[JudgeCase]:
     """Judge cases from a suite and two models' outputs for it (as `runner.run_suite` returns them), the
-    question rendered from the chat each case sends (template and system prompt included). ValueError when the
-    lengths differ."""
+    question rendered from the chat each case sends (template and system prompt included), cut to the judge's
+    `cases`. ValueError when the lengths differ."""
     if not len(suite.cases) == len(first) == len(second):
         raise ValueError(f"the suite has {len(suite.cases)} cases but the outputs number {len(first)} and "
                          f"{len(second)}; they must pair up")
     return [JudgeCase(question_text(case_messages(suite, case)), case.reference, a, b)
-            for case, a, b in zip(suite.cases, first, second)]
+            for case, a, b in zip(judged_cases(suite), first, second)]
+
+
+def judged_cases(suite: EvalSuite) -> list[EvalCase]:
+    """The suite's cases its judge reads: the first `judge.cases` of them, or all."""
+    limit = suite.judge.cases if suite.judge is not None else None
+    return suite.cases if limit is None else suite.cases[:limit]
 
 
 def judge_messages(criteria: str, case: JudgeCase, *, swapped: bool = False) -> list[dict[str, str]]:

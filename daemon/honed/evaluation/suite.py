@@ -103,6 +103,9 @@ def validate_suite(suite: EvalSuite, param: str = "honed.eval") -> None:
                                  param=f"{param}.judge.base_url")
         if not 1 <= suite.judge.max_tokens <= 512:
             raise InvalidRequest("judge.max_tokens must be between 1 and 512", param=f"{param}.judge.max_tokens")
+        if suite.judge.cases is not None and suite.judge.cases < 2:
+            raise InvalidRequest("judge.cases must be at least 2 (one case gives no confidence interval), or left "
+                                 "out to judge every case", param=f"{param}.judge.cases")
 
 
 def _validate_label_pattern(suite: EvalSuite, param: str) -> list[str] | None:

@@ -69,14 +69,15 @@ def judge_seconds(suite: EvalSuite, probe: EstimateProbe) -> float:
     """The suite's judge run in the worker (jobs.job_evaluation.judge_runs): every case asked in both orders,
     EVAL_BATCH chats decoded together up to the judge's max_tokens, after a prefill of the question, the reference
     and two answers (priced at the suite's max_tokens each, the cap a rambling base model reaches)."""
-    from honed.evaluation.judge import MAX_PROMPT_FIELD_CHARS, SYSTEM_PROMPT
+    from honed.evaluation.judge import MAX_PROMPT_FIELD_CHARS, SYSTEM_PROMPT, judged_cases
     from honed.evaluation.runner import EVAL_BATCH
     from honed.evaluation.suite import case_messages
 
-    chats = 2 * len(suite.cases)
+    cases = judged_cases(suite)
+    chats = 2 * len(cases)
     fixed_chars = len(SYSTEM_PROMPT) + len(suite.judge.criteria) + JUDGE_PROMPT_FRAME_CHARS
     prompt_tokens = 0.0
-    for case in suite.cases:
+    for case in cases:
         question = min(MAX_PROMPT_FIELD_CHARS, sum(len(m["content"]) for m in case_messages(suite, case)))
         reference = min(MAX_PROMPT_FIELD_CHARS, len(case.reference or ""))
         prompt_tokens += 2 * ((fixed_chars + question + reference) / CHARS_PER_TOKEN + 2 * suite.max_tokens)
