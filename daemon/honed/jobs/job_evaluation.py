@@ -20,7 +20,8 @@ from honed.config import Settings
 from honed.errors import HonedError, NotFound
 from honed.evaluation.runner import (EVAL_BATCH, MetricComparison, SuiteRun, compare, generate_answer,
                                      generate_answers, headline, load_model, metrics_payload, run_suite)
-from honed.evaluation.judge import question_text
+from honed.evaluation.judge import (cases_for, is_default_endpoint, judge_pairwise, judge_with, judged_cases,
+                                    question_text)
 from honed.evaluation.suite import MODEL_METRICS, case_messages, higher_is_better
 from honed.jobs.store import EvalResultRow, Store
 
@@ -185,7 +186,7 @@ class JobEvaluation:
 
     def _judge(self, suite: EvalSuite, before: SuiteRun, after: SuiteRun) -> dict[str, Any]:
         self.store.append_event(self.job_id, "log", f"Asking judge '{suite.judge.model}' to compare "
-                                f"{len(before.outputs)} answer pairs (both orders)", {"phase": "judge"})
+                                f"{len(judged_cases(suite))} answer pairs (both orders)", {"phase": "judge"})
         return judge_runs(suite, before, after, self.settings, self.store,
                           lambda done, total: self._check_stop("judge"))
 
@@ -230,8 +231,6 @@ def judge_runs(suite: EvalSuite, first: SuiteRun, second: SuiteRun, settings: Se
     A judge that is a model this daemon serves with torch is asked here, in batches, rather than through the
     HTTP server one request at a time (the creative-writing recipe's 400 requests took 15 minutes): the same
     chat template, stop tokens and greedy decoding, so the same verdicts."""
-    from honed.evaluation.judge import cases_for, is_default_endpoint, judge_pairwise, judge_with
-
     spec = suite.judge
     cases = cases_for(suite, first.outputs, second.outputs)
     local = None
