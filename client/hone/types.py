@@ -738,10 +738,14 @@ class EstimateProbe(msgspec.Struct):
     step_seconds_per_token: float
     forward_seconds_per_token: float
     decode_seconds_per_step: float
-    """One step of greedy decoding for a batch of evaluation answers (they are generated 8 at a time)."""
+    """One step of greedy decoding a batch of evaluation answers, the part paid whatever the batch's rows."""
     load_seconds: float
     peak_memory_bytes: int
     device_peak_memory_bytes: int | None = None
+    decode_seconds_per_row: float = 0.0
+    """What each row of the batch adds to a decoding step (a + b x rows, with decode_seconds_per_step as a)."""
+    kv_bytes_per_token: int = 0
+    """One token of one answer in the KV cache: how many answers a batch can hold."""
 
 
 class Estimate(msgspec.Struct):
@@ -896,3 +900,4 @@ class ExportJobList(msgspec.Struct):
     data: list[ExportJob]
     object: Literal["list"] = "list"
     has_more: bool = False
+

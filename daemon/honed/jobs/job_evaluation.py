@@ -18,7 +18,7 @@ import msgspec
 from hone.types import EvalSuite, HonedOptions
 from honed.config import Settings
 from honed.errors import HonedError, NotFound
-from honed.evaluation.runner import (EVAL_BATCH, MetricComparison, SuiteRun, compare, generate_answer,
+from honed.evaluation.runner import (MAX_ANSWER_ROWS, MetricComparison, SuiteRun, compare, generate_answer,
                                      generate_answers, headline, load_model, metrics_payload, run_suite)
 from honed.evaluation.judge import (cases_for, is_default_endpoint, judge_pairwise, judge_with, judged_cases,
                                     question_text)
@@ -220,8 +220,9 @@ class JobEvaluation:
             "tuned_logprobs": tuned.logprobs, "attention": attention})
 
 
-JUDGE_BATCH = EVAL_BATCH // 2
-"""Cases judged together in the worker: each is asked in both orders, so a batch decodes EVAL_BATCH chats."""
+JUDGE_BATCH = MAX_ANSWER_ROWS // 2
+"""Cases judged together in the worker: each is asked in both orders, so a batch is MAX_ANSWER_ROWS chats (which
+generate_answers splits further when their prompts are long)."""
 
 
 def judge_runs(suite: EvalSuite, first: SuiteRun, second: SuiteRun, settings: Settings, store: Store,

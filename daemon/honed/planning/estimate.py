@@ -65,24 +65,40 @@ def validation_points(total_steps: int, options: HonedOptions) -> int:
     return sum(1 for s in range(1, total_steps) if any(s % n == 0 for n in every)) + 1
 
 
-def judge_seconds(suite: EvalSuite, probe: EstimateProbe) -> float:
-    """The suite's judge run in the worker (jobs.job_evaluation.judge_runs): every case asked in both orders,
-    EVAL_BATCH chats decoded together up to the judge's max_tokens, after a prefill of the question, the reference
-    and two answers (priced at the suite's max_tokens each, the cap a rambling base model reaches)."""
-    from honed.evaluation.judge import MAX_PROMPT_FIELD_CHARS, SYSTEM_PROMPT, judged_cases
-    from honed.evaluation.runner import EVAL_BATCH
+def answering_seconds(prompt_tokens: list[float], max_tokens: int, probe: EstimateProbe) -> float:
+    """Greedy answers to prompts of these lengths, batched as evaluation batches them (runner.batch_sizes): the
+    prefill of every prompt, then each batch decoding to max_tokens. A batch runs until its longest answer stops,
+    and one almost always reaches the cap (an untuned base rambles), so every batch is priced at it."""
+    from honed.evaluation.runner import batch_sizes
+
+    if not prompt_tokens:
+        return 0.0
+    row_bytes = probe.kv_bytes_per_token * (max(prompt_tokens) + max_tokens)
+    decode = sum(max_tokens * (probe.decode_seconds_per_step + rows * probe.decode_seconds_per_row)
+                 for rows in batch_sizes(len(prompt_tokens), int(row_bytes)))
+    return sum(prompt_tokens) * probe.forward_seconds_per_token + decode
+
+
+def suite_prompt_tokens(suite: EvalSuite) -> list[float]:
     from honed.evaluation.suite import case_messages
 
-    cases = judged_cases(suite)
-    chats = 2 * len(cases)
+    return [sum(len(m["content"]) for m in case_messages(suite, case)) / CHARS_PER_TOKEN for case in suite.cases]
+
+
+def judge_seconds(suite: EvalSuite, probe: EstimateProbe) -> float:
+    """The suite's judge run in the worker (jobs.job_evaluation.judge_runs): every case asked in both orders,
+    each prompt the question, the reference and two answers (priced at the suite's max_tokens each, the cap a
+    rambling base model reaches), decoded up to the judge's max_tokens."""
+    from honed.evaluation.judge import MAX_PROMPT_FIELD_CHARS, SYSTEM_PROMPT, judged_cases
+    from honed.evaluation.suite import case_messages
+
     fixed_chars = len(SYSTEM_PROMPT) + len(suite.judge.criteria) + JUDGE_PROMPT_FRAME_CHARS
-    prompt_tokens = 0.0
-    for case in cases:
+    prompts = []
+    for case in judged_cases(suite):
         question = min(MAX_PROMPT_FIELD_CHARS, sum(len(m["content"]) for m in case_messages(suite, case)))
         reference = min(MAX_PROMPT_FIELD_CHARS, len(case.reference or ""))
-        prompt_tokens += 2 * ((fixed_chars + question + reference) / CHARS_PER_TOKEN + 2 * suite.max_tokens)
-    decode = math.ceil(chats / EVAL_BATCH) * suite.judge.max_tokens * probe.decode_seconds_per_step
-    return prompt_tokens * probe.forward_seconds_per_token + decode
+        prompts += 2 * [(fixed_chars + question + reference) / CHARS_PER_TOKEN + 2 * suite.max_tokens]
+    return answering_seconds(prompts, suite.judge.max_tokens, probe)
 
 
 def estimate(*, model: str, engine: str, device: str, options: HonedOptions, steps: list[list[int]],
@@ -94,24 +110,22 @@ def estimate(*, model: str, engine: str, device: str, options: HonedOptions, ste
     micro_steps = sum(len(s) for s in steps)
     tokens = sum(sum(s) for s in steps)
     train_seconds = probe.load_seconds + micro_steps * probe.step_seconds_fixed + tokens * probe.step_seconds_per_token
-    # A batch of answers decodes until its longest one stops, and one of 8 almost always runs to max_tokens
-    # (an untuned base rambles): price every batch at its cap.
-    from honed.evaluation.runner import EVAL_BATCH
     from honed.jobs.job_evaluation import SAMPLE_TOKENS
 
     points = validation_points(len(steps), options)
     valid_tokens = sum(padded(len(e.input_ids)) for e in valid)
     suite = options.eval
-    live = 0
+    live = 0.0
     if suite is not None and options.eval_live_cases:
-        live = math.ceil(min(options.eval_live_cases, len(suite.cases)) / EVAL_BATCH) * suite.max_tokens
+        shown = suite_prompt_tokens(suite)[:options.eval_live_cases]
+        live = answering_seconds(shown, suite.max_tokens, probe)
     elif samples:
-        live = SAMPLE_TOKENS
-    train_seconds += points * (valid_tokens * probe.forward_seconds_per_token + live * probe.decode_seconds_per_step)
+        live = answering_seconds([0.0], SAMPLE_TOKENS, probe)
+    train_seconds += points * (valid_tokens * probe.forward_seconds_per_token + live)
     eval_seconds = 0.0
     suites = ([suite] if suite is not None else []) + list(options.guards)
     for each in suites:  # baseline and final: every case answered once each, plus loading the model twice
-        eval_seconds += 2 * math.ceil(len(each.cases) / EVAL_BATCH) * each.max_tokens * probe.decode_seconds_per_step
+        eval_seconds += 2 * answering_seconds(suite_prompt_tokens(each), each.max_tokens, probe)
     if suites:
         eval_seconds += 2 * probe.load_seconds
     warnings = []

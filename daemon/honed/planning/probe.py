@@ -27,7 +27,7 @@ from honed.observability.memory import release_freed, reset_peak
 TIMED_STEPS = 2
 """Steps timed per shape, after one warm-up step (allocations, kernel selection)."""
 DECODE_TOKENS = 12
-PROBE_VERSION = 3  # 3: evaluation decodes 32 cases at a time
+PROBE_VERSION = 4  # 4: decoding priced per step and per row (evaluation batches by memory)
 """Part of the cache key: a probe that measures differently must not reuse an older one's numbers."""
 
 
@@ -104,28 +104,38 @@ def _step_times(shape: ProbeShape, lengths: tuple[int, int], out: Path) -> tuple
     return times, max(m[2] for m in marks), ready[0] if ready else 0.0
 
 
-def _decode_seconds_per_step(model_dir: str) -> tuple[float, float]:
-    """(seconds per step of greedy decoding a batch of evaluation answers, seconds to load the model), with
-    torch, which is what evaluations use whatever engine trained."""
+DECODE_ROWS = (8, 64)
+"""Batch sizes decoding is timed at, to fit seconds per step = a + b x rows."""
+
+
+def _decode_costs(model_dir: str) -> tuple[float, float, int, float]:
+    """Greedy decoding of evaluation answers, with torch (what evaluations use whatever engine trained):
+    (seconds per step paid by any batch, seconds each row adds to a step, KV cache bytes per token, seconds to
+    load the model)."""
     from transformers import AutoModelForCausalLM
 
-    from honed.engines.torch_generate import greedy_batch
-    from honed.evaluation.runner import EVAL_BATCH
+    from honed.engines.torch_generate import greedy_batch, kv_bytes_per_token
 
     started = time.monotonic()
     model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
     loaded = time.monotonic() - started
-    prompts = [[5 + i, 6, 7, 8, 9, 10, 11, 12] for i in range(EVAL_BATCH)]
-    greedy_batch(model, prompts, 1, set(), 0)  # warm up
-    started = time.monotonic()
-    greedy_batch(model, prompts, 1, set(), 0)
-    prefill = time.monotonic() - started
-    started = time.monotonic()
-    greedy_batch(model, prompts, DECODE_TOKENS + 1, set(), 0)
-    per_step = max(0.0, time.monotonic() - started - prefill) / DECODE_TOKENS
+    per_step = {}
+    for rows in DECODE_ROWS:
+        prompts = [[5 + i, 6, 7, 8, 9, 10, 11, 12] for i in range(rows)]
+        greedy_batch(model, prompts, 1, set(), 0)  # warm up
+        started = time.monotonic()
+        greedy_batch(model, prompts, 1, set(), 0)
+        prefill = time.monotonic() - started
+        started = time.monotonic()
+        greedy_batch(model, prompts, DECODE_TOKENS + 1, set(), 0)
+        per_step[rows] = max(0.0, time.monotonic() - started - prefill) / DECODE_TOKENS
+    few, many = DECODE_ROWS
+    per_row = max(0.0, (per_step[many] - per_step[few]) / (many - few))
+    fixed = max(0.0, per_step[many] - per_row * many)
+    kv_bytes = kv_bytes_per_token(model.config, next(model.parameters()).dtype)
     del model
     release_freed()
-    return per_step, loaded
+    return fixed, per_row, kv_bytes, loaded
 
 
 def measure(shape: ProbeShape) -> dict:
@@ -133,7 +143,7 @@ def measure(shape: ProbeShape) -> dict:
     import torch
 
     started = time.monotonic()
-    decode, load_seconds = _decode_seconds_per_step(shape.model_dir)
+    decode, decode_per_row, kv_bytes, load_seconds = _decode_costs(shape.model_dir)
     reset_peak()  # the decode model is gone: the peak that matters is training's
     long_len = max(16, shape.seq_len)
     short_len = max(8, (long_len // 4) // 8 * 8)  # cheap steps; far enough apart to fit a + b x tokens
@@ -152,7 +162,8 @@ def measure(shape: ProbeShape) -> dict:
         "cached": False, "seconds": time.monotonic() - started,
         "step_seconds_fixed": fixed, "step_seconds_per_token": per_token,
         "forward_seconds_per_token": t_long * forward_share / tokens_long,
-        "decode_seconds_per_step": decode, "load_seconds": max(load_seconds, setup),
+        "decode_seconds_per_step": decode, "decode_seconds_per_row": decode_per_row, "kv_bytes_per_token": kv_bytes,
+        "load_seconds": max(load_seconds, setup),
         "peak_memory_bytes": peak,
         "device_peak_memory_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
     }
