@@ -48,6 +48,8 @@ from hone.types import (
     PreferenceList,
     PreparedRecipe,
     RecipeList,
+    Search,
+    SearchList,
     Suggestions,
 )
 
@@ -341,6 +343,38 @@ class Exports:
                                   params=_omit_none({"after": after, "limit": limit})))
 
 
+class Searches:
+    def __init__(self, execute: Callable[[Call], Any]) -> None:
+        self._execute = execute
+
+    def create(self, *, job: dict[str, Any], space: dict[str, dict[str, Any]], n_trials: int = 8,
+               **options: Any) -> Any:
+        """Queue a hyperparameter search: `job` is a fine-tuning job body (what jobs.create takes), `space` the
+        hyperparameters to vary ({"learning_rate_multiplier": {"low": 0.5, "high": 8, "log": True}, "lora_rank":
+        {"choices": [8, 16, 32]}}); options: trial_max_steps, trial_max_minutes, metric, pruner, seed, enqueue."""
+        body = _omit_none({"job": _omit_none(job), "space": space, "n_trials": n_trials, **options})
+        return self._execute(Call("POST", "/v1/fine_tuning/searches", Search, json=body))
+
+    def retrieve(self, search_id: str) -> Any:
+        return self._execute(Call("GET", f"/v1/fine_tuning/searches/{search_id}", Search))
+
+    def list(self, after: str | None = None, limit: int | None = None) -> Any:
+        return self._execute(Call("GET", "/v1/fine_tuning/searches", SearchList,
+                                  params={"after": after, "limit": limit}))
+
+    def cancel(self, search_id: str) -> Any:
+        """Cancel the search and its unfinished trials."""
+        return self._execute(Call("POST", f"/v1/fine_tuning/searches/{search_id}/cancel", Search))
+
+    def list_events(self, search_id: str, after: str | None = None, limit: int | None = None) -> Any:
+        return self._execute(Call("GET", f"/v1/fine_tuning/searches/{search_id}/events", JobEventList,
+                                  params={"after": after, "limit": limit}))
+
+    def report(self, search_id: str) -> Any:
+        """The search's page (HTML bytes): trials, the best one, importances and a plot."""
+        return self._execute(Call("GET", f"/v1/fine_tuning/searches/{search_id}/report", bytes))
+
+
 class Aliases:
     def __init__(self, execute: Callable[[Call], Any]) -> None:
         self._execute = execute
@@ -392,7 +426,7 @@ def _base_url(base_url: str | None) -> str:
 def _attach_resources(client: Any) -> None:
     """The same resource objects on both clients; only how a Call is executed differs."""
     client.files = Files(client._execute)
-    client.fine_tuning = _Namespace(jobs=Jobs(client._execute))
+    client.fine_tuning = _Namespace(jobs=Jobs(client._execute), searches=Searches(client._execute))
     client.fine_tuning.jobs.stream = client._stream_job_events
     client.chat = _Namespace(completions=ChatCompletions(client._execute, client._stream_chunks))
     client.models = Models(client._execute)

@@ -206,6 +206,9 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """An absolute learning rate; overrides OpenAI's learning_rate_multiplier when set."""
     max_steps: int | None = None
     """Stop after this many optimizer steps even if epochs remain."""
+    max_minutes: float | None = None
+    """Stop training after this many minutes (counted from the first step; a resumed job counts afresh): the
+    step reached is validated and becomes the model, as if it were the last."""
     checkpoint_interval: int = 50
     """Save a resumable checkpoint every this many steps (and always at the end)."""
     max_seq_len: int | None = None
@@ -901,3 +904,73 @@ class ExportJobList(msgspec.Struct):
     object: Literal["list"] = "list"
     has_more: bool = False
 
+
+# ------------------------------------------------------------------------------------------ searches
+
+
+class SearchRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One searched hyperparameter: a range (`low`..`high`, sampled on a log scale when `log`) or `choices`."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[float | int | str] | None = None
+
+
+class SearchCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /v1/fine_tuning/searches: a fine-tuning job to vary, the space to vary it over, and how
+    many trials to run. Each trial is a child fine-tuning job on the queue."""
+
+    job: FineTuneCreate
+    space: dict[str, SearchRange]
+    n_trials: int = 8
+    trial_max_steps: int | None = None
+    """Each trial's budget in optimizer steps (honed.max_steps of the child job)."""
+    trial_max_minutes: float | None = None
+    """Each trial's budget in minutes of training: a trial out of time ends there, as finished."""
+    metric: str = "valid_loss"
+    """What a trial is judged on: the validation loss, or a metric of the job's eval suite measured at each
+    validation point (honed.eval with eval_live_cases > 0)."""
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner_startup_trials: int = 2
+    """Trials that run to the end before pruning starts (the median needs something to compare with)."""
+    seed: int = 0
+    enqueue: list[dict[str, float | int | str]] = msgspec.field(default_factory=list)
+    """Parameter sets to try first, in order, before the sampler proposes any (Optuna's enqueue_trial)."""
+
+
+class SearchTrial(msgspec.Struct):
+    number: int
+    job_id: str | None
+    state: Literal["waiting", "running", "complete", "pruned", "failed"]
+    params: dict[str, float | int | str]
+    value: float | None = None
+    """The trial's metric at its last validation point (its final model)."""
+    step: int | None = None
+    """The step of that value; for a pruned trial, the step it was pruned at."""
+    fine_tuned_model: str | None = None
+    reason: str | None = None
+
+
+class Search(msgspec.Struct):
+    object: Literal["fine_tuning.search"]
+    id: str
+    created_at: int
+    status: JobStatus
+    model: str
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    n_trials: int
+    space: dict[str, SearchRange]
+    trials: list[SearchTrial]
+    best_trial: SearchTrial | None = None
+    importance: dict[str, float] | None = None
+    """Each parameter's share of the metric's variance over the finished trials (Optuna's fANOVA)."""
+    finished_at: int | None = None
+    error: JobError | None = None
+
+
+class SearchList(msgspec.Struct):
+    object: Literal["list"]
+    data: list[Search]
+    has_more: bool

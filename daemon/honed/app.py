@@ -26,6 +26,7 @@ from honed.api.models import list_models, retrieve_model
 from honed.api.preferences import ROUTES as PREFERENCE_ROUTES
 from honed.api.recipes import ROUTES as RECIPE_ROUTES
 from honed.api.reports import job_report
+from honed.api.searches import SearchesController
 from honed.api.studio import studio_files, studio_page
 from honed.config import Settings
 from honed.errors import HonedError, Unauthorized
@@ -75,7 +76,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             log.info("requeued %d unfinished job(s): %s", len(requeued), ", ".join(requeued))
 
     app = Litestar(
-        route_handlers=[FilesController, FineTuningController, EvalsController, *DATASET_ROUTES, *PREFERENCE_ROUTES,
+        route_handlers=[FilesController, FineTuningController, SearchesController, EvalsController, *DATASET_ROUTES, *PREFERENCE_ROUTES,
                         *PLANNING_ROUTES, *RECIPE_ROUTES, *ALIAS_ROUTES, *EXPORT_ROUTES,
                         chat_completions, completions, list_models, retrieve_model, job_report, healthz, metrics,
                         all_events, studio_page, studio_files],

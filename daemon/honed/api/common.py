@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, TypeVar
 
 import msgspec
@@ -10,6 +9,7 @@ from litestar import Request
 from litestar.response import Stream
 
 from honed.errors import InvalidRequest
+from honed.jobs.store import new_id  # noqa: F401 - where API modules take it from
 from honed.services import Services
 
 T = TypeVar("T")
@@ -18,10 +18,6 @@ AUTO_FIELDS = frozenset({"n_epochs", "batch_size", "learning_rate_multiplier"})
 
 def services(request: Request) -> Services:
     return request.app.state.services
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(12)}"
 
 
 def decode_body(raw: bytes, type_: type[T]) -> T:

@@ -43,6 +43,8 @@ class TrainConfig(msgspec.Struct, frozen=True):
     n_epochs: int = 3
     batch_size: int = 8
     max_steps: int | None = None
+    max_seconds: float | None = None
+    """Training time after which the step reached becomes the last (see schedule.out_of_time)."""
     checkpoint_interval: int = 50
     eval_interval: int | None = None
     """Validate (loss on the validation split, plus the probe) every this many steps; None: at checkpoints."""

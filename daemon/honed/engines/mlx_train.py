@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from honed.data.tokenize import IGNORE, TokenizedExample
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
 from honed.engines.mlx_convert import MLX_WEIGHTS, mlx_to_peft, write_mlx_config
 from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, early_stopper, finish_run,
-                                    labelled_count, lr_factor, micro_batches, step_stream)
+                                    labelled_count, lr_factor, micro_batches, out_of_time, step_stream)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
@@ -320,6 +321,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     lengths = [len(e.input_ids) for e in train_set]
     report = StepReport(config, callbacks.event, total_steps, warmup_steps, trained_tokens)
     stopper = early_stopper(config, start_step)
+    started = time.monotonic()
     step, stopped, early_stopped = start_step, None, None
     def validate(at_step: int) -> dict[str, Any]:
         """Validation loss as one eval event. No probe: it runs torch models; the worker's final evaluation
@@ -362,7 +364,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         report.step(step, epoch, value, correct, labelled, tokens, lambda: {
             "learning_rate": config.learning_rate * schedule(step), "grad_norm": grad_norm.item(), **memory_usage()})
         early_stopped = at_step_end(step, total_steps, value, config, validate, save_checkpoint, stopper)
-        if early_stopped is not None:
+        if early_stopped is not None or out_of_time(config, started, step, total_steps, report):
             break
 
     return finish_run(config, step, start_step, total_steps, stopped, report, validate, save_checkpoint,

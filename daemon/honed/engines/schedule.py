@@ -252,6 +252,17 @@ def early_stopper(config: TrainConfig, start_step: int) -> EarlyStopper | None:
     return EarlyStopper(config.early_stopping, config.output_dir, start_step) if config.early_stopping else None
 
 
+def out_of_time(config: TrainConfig, started: float, step: int, total_steps: int, report: StepReport) -> bool:
+    """Whether the run's time budget is spent (then the caller ends its loop, and finish_run validates this step
+    and makes it the model, as it would the last one)."""
+    if config.max_seconds is None or step >= total_steps or time.monotonic() - started < config.max_seconds:
+        return False
+    report.event("log", f"The {config.max_seconds / 60:.3g}-minute training budget ran out at step {step} of "
+                 f"{total_steps}: this step's weights are the model", {"kind": "time_budget", "step": step,
+                                                                       "total_steps": total_steps})
+    return True
+
+
 def at_step_end(step: int, total_steps: int, value: float, config: TrainConfig, validate: Callable[[int], dict],
                 save_checkpoint: Callable[[int, dict], None], stopper: EarlyStopper | None = None) -> str | None:
     """Validate and checkpoint when the step is due (the last step is the caller's: see finish_run). Returns

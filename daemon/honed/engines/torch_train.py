@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from honed.data.tokenize import IGNORE, TokenizedExample, pack_examples
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
 from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, early_stopper, finish_run,
-                                    labelled_count, lr_factor, micro_batches, step_stream)
+                                    labelled_count, lr_factor, micro_batches, out_of_time, step_stream)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
@@ -252,6 +253,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     label_counts = [labelled_count(e) for e in train_set]
     report = StepReport(config, callbacks.event, total_steps, warmup_steps, trained_tokens)
     stopper = early_stopper(config, start_step)
+    started = time.monotonic()
     step, stopped, early_stopped = start_step, None, None
 
     def validate(at_step: int) -> dict[str, Any]:
@@ -312,7 +314,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         report.step(step, epoch, value, correct, labelled, tokens, lambda: {
             "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm, **memory_usage(device)})
         early_stopped = at_step_end(step, total_steps, value, config, validate, save_checkpoint, stopper)
-        if early_stopped is not None:
+        if early_stopped is not None or out_of_time(config, started, step, total_steps, report):
             break
 
     return finish_run(config, step, start_step, total_steps, stopped, report, validate, save_checkpoint,

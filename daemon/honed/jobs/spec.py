@@ -30,6 +30,9 @@ class FineTuneSpec(msgspec.Struct, frozen=True):
     suffix: str | None
     options: HonedOptions
     metadata: dict[str, str] | None = None
+    search: str | None = None
+    """The search this job is a trial of (jobs.search_job), and which trial."""
+    trial: int | None = None
     unset: list[str] = msgspec.field(default_factory=list)
     """Hyperparameters the request left to honed ("auto"): placeholders until the job starts, when they are
     suggested from the model and the data (planning.suggest) and recorded; then empty, so a resumed job keeps
@@ -50,6 +53,8 @@ def _check_options(options: HonedOptions) -> None:
             _positive(getattr(options, name), f"honed.{name}", integer=True)
     if options.max_steps is not None:
         _positive(options.max_steps, "honed.max_steps", integer=True)
+    if options.max_minutes is not None:
+        _positive(options.max_minutes, "honed.max_minutes")
     if options.learning_rate is not None:
         _positive(options.learning_rate, "honed.learning_rate")
     if options.lora_alpha is not None:
@@ -86,18 +91,24 @@ def _check_early_stopping(request: FineTuneCreate) -> None:
     if not (math.isfinite(rule.min_delta) and rule.min_delta >= 0):
         raise InvalidRequest("honed.early_stopping.min_delta must be a number >= 0",
                              param="honed.early_stopping.min_delta")
-    if rule.metric == "valid_loss":
+    check_watched_metric(request, rule.metric, "honed.early_stopping.metric", "early stopping")
+
+
+def check_watched_metric(request: FineTuneCreate, metric: str, param: str, what: str) -> None:
+    """`metric` must be one the job measures at its validation points: the validation loss (which needs a
+    validation file) or one of its eval suite's metrics answered live (eval_live_cases > 0)."""
+    if metric == "valid_loss":
         if request.validation_file is None:
-            raise InvalidRequest("early stopping on valid_loss needs a validation_file (or set "
-                                 "honed.early_stopping.metric to one of the eval suite's metrics)",
-                                 param="honed.early_stopping.metric")
+            raise InvalidRequest(f"{what} on valid_loss needs a validation_file (or set {param} to one of the "
+                                 "eval suite's metrics)", param=param)
         return
-    suite = request.honed.eval
-    if suite is None or rule.metric not in suite.metrics or request.honed.eval_live_cases == 0:
-        measured = ", ".join(suite.metrics) if suite is not None and request.honed.eval_live_cases else "none"
-        raise InvalidRequest(f"early stopping watches '{rule.metric}', which this job does not measure while it "
+    options = request.honed or HonedOptions()
+    suite = options.eval
+    if suite is None or metric not in suite.metrics or options.eval_live_cases == 0:
+        measured = ", ".join(suite.metrics) if suite is not None and options.eval_live_cases else "none"
+        raise InvalidRequest(f"{what} watches '{metric}', which this job does not measure while it "
                              f"trains; use valid_loss or one of honed.eval's metrics (measured: {measured}) with "
-                             "honed.eval_live_cases > 0", param="honed.early_stopping.metric")
+                             "honed.eval_live_cases > 0", param=param)
 
 
 def _hyperparameters(request: FineTuneCreate) -> Hyperparameters:

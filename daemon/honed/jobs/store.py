@@ -8,6 +8,7 @@ to HONED_HOME, so the home can move (or sit on a shared filesystem) without rewr
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -174,6 +175,10 @@ class CheckpointRow(msgspec.Struct, frozen=True):
     created_at: int
     path: str
     metrics: dict[str, Any]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(12)}"
 
 
 def _loads(text: str | None) -> Any:

@@ -86,10 +86,21 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
     spec = msgspec.convert(job.spec, FineTuneSpec)
     job_dir = settings.jobs_dir / job_id
     job_dir.mkdir(parents=True, exist_ok=True)
+    trial = None
+    if spec.search is not None:
+        from honed.jobs.search_job import TrialReporter
+
+        try:
+            trial = TrialReporter(settings, store, spec.search, spec.trial)
+        except Exception as exc:  # the study is unreadable: the trial cannot be judged, so it does not run
+            fail(store, job_id, exc, "search_failed", "Trial")
+            return
 
     def event(type_: str, message: str, data: dict[str, Any], level: str = "info") -> None:
         if type_ == "eval" and data.get("phase") == "validation":
             record_validation(store, job_id, message, data)
+            if trial is not None:
+                trial.observe(data)
         else:
             store.append_event(job_id, type_, message, data, level=level)
         if type_ == "metrics" and data.get("eta_s") is not None:
@@ -110,6 +121,8 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
         if gate is not None and running():
             gate.wait_while_busy()
         status = store.get_job(job_id).status
+        if status == "running" and trial is not None:
+            return trial.reason()
         return None if status == "running" else status
 
     try:
@@ -142,6 +155,7 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
             lora_alpha=options.lora_alpha or 2.0 * options.lora_rank, lora_dropout=options.lora_dropout,
             target_modules=options.target_modules, learning_rate=spec.learning_rate, n_epochs=spec.n_epochs,
             batch_size=spec.batch_size, max_steps=options.max_steps,
+            max_seconds=options.max_minutes * 60 if options.max_minutes is not None else None,
             checkpoint_interval=options.checkpoint_interval, eval_interval=options.eval_interval,
             packing=options.packing, max_seq_len=options.max_seq_len,
             gradient_accumulation=options.gradient_accumulation, gradient_checkpointing=options.gradient_checkpointing,
@@ -174,6 +188,15 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
              "Fine-tuning")
         return
 
+    if result.stopped is not None and trial is not None and result.stopped == trial.reason():
+        try:
+            store.transition(job_id, "cancelled", expect={"running"},
+                             message=f"Pruned by search {spec.search} at step {trial.pruned_at}: its "
+                                     f"{trial.body.metric} {trial.value:.4g} is worse than the earlier trials' there",
+                             result={"pruned_at": trial.pruned_at, "value": trial.value})
+        except IllegalTransition:  # cancelled meanwhile
+            pass
+        return
     if result.stopped is not None:
         log.info("job %s stopped at step %d: %s", job_id, result.steps, result.stopped)
         why = {"queued": "the daemon is shutting down; it resumes when honed starts again"}.get(result.stopped,
@@ -245,8 +268,16 @@ def worker_main(settings: Settings | None = None) -> None:
             from honed.jobs.export_job import run_export_job
 
             run_export_job(job_id, settings, store)
+        elif job_id.startswith("search-"):
+            from honed.jobs.search_job import advance
+
+            advance(job_id, settings, store, queue)
         else:
             run_fine_tune(job_id, settings, store)
+            if store.get_job(job_id).spec.get("search"):
+                from honed.jobs.search_job import trial_ended
+
+                trial_ended(job_id, settings, store, queue)
 
     queue = JobQueue(settings, run_job)
     log.info("worker consuming the %s queue (nice %d)", queue.backend, os.nice(0))
