@@ -89,6 +89,18 @@ def test_a_four_trial_search_prunes_the_diverging_trial_and_serves_the_best(daem
     assert shown.returncode == 0 and "pruned" in shown.stdout and "importance" in shown.stdout
 
 
+def test_a_search_with_the_hyperband_pruner_runs_its_trials_to_a_best_one(daemon, tiny_model, files):
+    with Client(daemon.base_url) as client:
+        search = client.fine_tuning.searches.create(
+            job=template(tiny_model, files), space={"learning_rate_multiplier": {"low": 1, "high": 50, "log": True}},
+            n_trials=3, trial_max_steps=4, pruner="hyperband", enqueue=[{"learning_rate_multiplier": 5}])
+        found = wait_search(client, search.id)
+    assert found.status == "succeeded", found.error
+    assert len(found.trials) == 3 and {t.state for t in found.trials} <= {"complete", "pruned"}
+    assert found.trials[0].params == {"learning_rate_multiplier": 5} and found.trials[0].state == "complete"
+    assert found.best_trial.value == min(t.value for t in found.trials if t.state == "complete")
+
+
 def client_results(daemon, job_id: str) -> list[dict]:
     rows = httpx.get(f"{daemon.base_url}/v1/fine_tuning/jobs/{job_id}/eval_results").json()["data"]
     return sorted((r for r in rows if r["phase"] == "validation"), key=lambda r: r["step"])
