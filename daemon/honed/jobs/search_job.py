@@ -132,10 +132,7 @@ def _start_trial(search_id: str, row: JobRow, study: Any, body: SearchCreate, se
 
     trial = study.ask()
     params = suggest(trial, body.space)
-    request = with_params(body.job, params, body.trial_max_steps)
-    if body.trial_max_minutes is not None:
-        request = msgspec.structs.replace(request, honed=msgspec.structs.replace(
-            request.honed, max_minutes=body.trial_max_minutes))
+    request = with_params(body.job, params, body.trial_max_steps, body.trial_max_minutes)
     spec = resolve_spec(request, row.spec["model"], store.get_file(request.training_file).examples)
     spec = msgspec.structs.replace(spec, search=search_id, trial=trial.number,
                                    suffix=spec.suffix or f"trial-{trial.number}")

@@ -111,7 +111,7 @@ def check_watched_metric(request: FineTuneCreate, metric: str, param: str, what:
                              "honed.eval_live_cases > 0", param=param)
 
 
-def _hyperparameters(request: FineTuneCreate) -> Hyperparameters:
+def request_hyperparameters(request: FineTuneCreate) -> Hyperparameters:
     if request.method is not None and request.method.supervised and request.method.supervised.hyperparameters:
         return request.method.supervised.hyperparameters  # OpenAI's newer place for the same values
     return request.hyperparameters or Hyperparameters()
@@ -119,7 +119,7 @@ def _hyperparameters(request: FineTuneCreate) -> Hyperparameters:
 
 def validate_request(request: FineTuneCreate) -> None:
     """The checks that need nothing but the request; raises InvalidRequest naming the field to fix."""
-    hyper = _hyperparameters(request)
+    hyper = request_hyperparameters(request)
     _check_options(request.honed or HonedOptions())
     _check_early_stopping(request)
     if hyper.n_epochs != "auto":
@@ -166,7 +166,7 @@ def with_suite_datasets(request: FineTuneCreate, read_file) -> FineTuneCreate:
 def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: int) -> FineTuneSpec:
     """Validate a create request and resolve "auto"; raises InvalidRequest naming the field to fix."""
     validate_request(request)
-    hyper = _hyperparameters(request)
+    hyper = request_hyperparameters(request)
     options = request.honed or HonedOptions()
     n_epochs = 3 if hyper.n_epochs == "auto" else hyper.n_epochs
     batch_size = max(1, min(8, training_examples)) if hyper.batch_size == "auto" else hyper.batch_size

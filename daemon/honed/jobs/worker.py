@@ -274,10 +274,9 @@ def worker_main(settings: Settings | None = None) -> None:
             advance(job_id, settings, store, queue)
         else:
             run_fine_tune(job_id, settings, store)
-            if store.get_job(job_id).spec.get("search"):
-                from honed.jobs.search_job import trial_ended
+            from honed.jobs.search_job import trial_ended
 
-                trial_ended(job_id, settings, store, queue)
+            trial_ended(job_id, settings, store, queue)  # a search's trial that has ended moves its search on
 
     queue = JobQueue(settings, run_job)
     log.info("worker consuming the %s queue (nice %d)", queue.backend, os.nice(0))

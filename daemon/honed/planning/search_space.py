@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
-from hone.types import FineTuneCreate, HonedOptions, Hyperparameters, SearchCreate, SearchRange
+from hone.types import FineTuneCreate, HonedOptions, SearchCreate, SearchRange
 from honed.errors import InvalidRequest
-from honed.jobs.spec import check_watched_metric, validate_request
+from honed.jobs.spec import check_watched_metric, request_hyperparameters, validate_request
 
 HYPERPARAMETERS: dict[str, type] = {"learning_rate_multiplier": float, "n_epochs": int, "batch_size": int}
 """Searched in the job's `hyperparameters` (OpenAI's fields)."""
@@ -52,17 +52,14 @@ def extremes(space: dict[str, SearchRange]) -> list[dict[str, Any]]:
     return [lows, highs]
 
 
-def with_params(job: FineTuneCreate, params: dict[str, Any], max_steps: int | None = None) -> FineTuneCreate:
-    """The job a trial runs: the template with the trial's values (and its step budget) filled in."""
-    hyper = job.hyperparameters
-    if job.method is not None and job.method.supervised and job.method.supervised.hyperparameters:
-        hyper = job.method.supervised.hyperparameters
-    hyper = msgspec.structs.replace(hyper or Hyperparameters(), **{
+def with_params(job: FineTuneCreate, params: dict[str, Any], max_steps: int | None = None,
+                max_minutes: float | None = None) -> FineTuneCreate:
+    """The job a trial runs: the template with the trial's values (and its step and time budgets) filled in."""
+    hyper = msgspec.structs.replace(request_hyperparameters(job), **{
         n: HYPERPARAMETERS[n](v) for n, v in params.items() if n in HYPERPARAMETERS})
-    options = msgspec.structs.replace(job.honed or HonedOptions(), **{
+    budgets = {k: v for k, v in (("max_steps", max_steps), ("max_minutes", max_minutes)) if v is not None}
+    options = msgspec.structs.replace(job.honed or HonedOptions(), **budgets, **{
         n: OPTIONS[n](v) for n, v in params.items() if n in OPTIONS})
-    if max_steps is not None:
-        options = msgspec.structs.replace(options, max_steps=max_steps)
     return msgspec.structs.replace(job, hyperparameters=hyper, method=None, honed=options)
 
 
@@ -98,7 +95,7 @@ def validate_search(body: SearchCreate) -> None:
                                      param=f"enqueue[{index}]")
     for params in extremes(body.space):  # every trial's job must be a valid job
         try:
-            validate_request(with_params(body.job, params, body.trial_max_steps))
+            validate_request(with_params(body.job, params, body.trial_max_steps, body.trial_max_minutes))
         except InvalidRequest as exc:
             raise InvalidRequest(f"a trial at the edge of the space would be refused: {exc.message}",
                                  param="space") from None
