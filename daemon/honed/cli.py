@@ -14,7 +14,7 @@ import click
 
 from honed.config import Settings, load_settings
 from honed.errors import HonedError
-from honed.jobs.lifecycle import announce_shutdown, requeue_running
+from honed.jobs.lifecycle import WORKER_DEATHS_ALLOWED, announce_shutdown, requeue_running, worker_died
 from honed.jobs.store import Store
 
 log = logging.getLogger("honed")
@@ -64,6 +64,8 @@ class WorkerSupervisor:
         while not self._stopping.wait(1.0):
             if self.process is not None and self.process.poll() is not None:
                 log.warning("worker exited with %s; restarting it", self.process.returncode)
+                for job_id in worker_died(self.store, self.process.returncode):
+                    log.warning("%s failed: the worker died under it %d times", job_id, WORKER_DEATHS_ALLOWED)
                 self.on_restart()
                 self._spawn()
 

@@ -23,6 +23,9 @@ class Settings(msgspec.Struct, frozen=True):
     adapter_memory_bytes: int = 1024 * 1024 * 1024
     """HONED_ADAPTER_MEMORY_MB: loaded LoRA adapters may take this much memory; the coldest go first."""
     worker_nice: int = 10
+    worker_memory_bytes: int | None = None
+    """HONED_WORKER_MEMORY_MB: the most address space the worker may map (Linux). A job that needs more fails with
+    an out-of-memory reason instead of pushing the machine into swap or the kernel's out-of-memory killer."""
     metrics_retention_s: float = 3600.0
     """HONED_METRICS_RETENTION_S: a finished job's per-job series stay on /metrics this long."""
     yield_when_busy: float | None = None
@@ -92,6 +95,8 @@ def load_settings(**overrides: object) -> Settings:
     }
     if os.environ.get("HONED_MAX_UPLOAD_BYTES"):
         values["max_upload_bytes"] = int(os.environ["HONED_MAX_UPLOAD_BYTES"])
+    if os.environ.get("HONED_WORKER_MEMORY_MB"):
+        values["worker_memory_bytes"] = int(float(os.environ["HONED_WORKER_MEMORY_MB"]) * 1024 * 1024)
     if os.environ.get("HONED_ADAPTER_MEMORY_MB"):
         values["adapter_memory_bytes"] = int(float(os.environ["HONED_ADAPTER_MEMORY_MB"]) * 1024 * 1024)
     cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

@@ -22,6 +22,10 @@ class Services:
     @classmethod
     def start(cls, settings: Settings) -> "Services":
         settings.ensure_dirs()
+        # Uploads are spooled to .upload-* files and renamed to their hash once whole; one left here was cut off
+        # by a killed API process (one API serves a HONED_HOME), and no row names it.
+        for partial in settings.files_dir.glob(".upload-*"):
+            partial.unlink(missing_ok=True)
         store = Store(settings.db_path)
         return cls(settings, store, JobQueue(settings), ModelCatalog(settings.models_dir),
                    ModelRegistry(settings, store))
@@ -32,8 +36,7 @@ class Services:
 
     def submit(self, job_id: str, spec: dict, created: str, queued: str) -> JobRow:
         """Store a validated job, mark it queued and ring the queue: how every kind of job starts."""
-        self.store.create_job(job_id, spec, message=created)
-        row = self.store.transition(job_id, "queued", message=queued)
+        row = self.store.create_job(job_id, spec, message=created, queued=queued)
         self.queue.enqueue(job_id)
         return row
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -32,8 +31,9 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from honed.data.tokenize import IGNORE, TokenizedExample
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
 from honed.engines.mlx_convert import MLX_WEIGHTS, mlx_to_peft, write_mlx_config
-from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, early_stopper, finish_run,
-                                    labelled_count, lr_factor, micro_batches, out_of_time, step_stream)
+from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, checkpoint_directory, early_stopper,
+                                    finish_run, labelled_count, lr_factor, micro_batches, out_of_time,
+                                    step_stream)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
@@ -335,15 +335,11 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         return found
 
     def save_checkpoint(at_step: int, metrics: dict[str, Any]) -> None:
-        target = checkpoints_dir / f"step-{at_step}"
-        partial = checkpoints_dir / f".step-{at_step}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        save_weights(model, config, setup, partial)
-        mx.save_safetensors(str(partial / OPTIMIZER_FILE), dict(tree_flatten(optimizer.state)))
-        (partial / STATE_FILE).write_text(json.dumps({"step": at_step, "trained_tokens": report.trained_tokens}))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)  # a checkpoint directory is either complete or absent
-        callbacks.checkpoint(at_step, target, metrics)
+        with checkpoint_directory(checkpoints_dir, at_step) as partial:
+            save_weights(model, config, setup, partial)
+            mx.save_safetensors(str(partial / OPTIMIZER_FILE), dict(tree_flatten(optimizer.state)))
+            (partial / STATE_FILE).write_text(json.dumps({"step": at_step, "trained_tokens": report.trained_tokens}))
+        callbacks.checkpoint(at_step, checkpoints_dir / f"step-{at_step}", metrics)
 
     for step_index, epoch, indices in step_stream(lengths, config, start_step, total_steps):
         reason = callbacks.should_stop()

@@ -5,6 +5,7 @@ torch run of the same job comparable."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,33 @@ def write_state(path: Path, value: Any) -> None:
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(value))
     os.replace(partial, path)
+
+
+DISK_FULL_BELOW = 1024 * 1024
+"""Free bytes under which a failed checkpoint write is taken for a full disk."""
+
+
+@contextmanager
+def checkpoint_directory(checkpoints_dir: Path, step: int) -> Iterator[Path]:
+    """A directory to write step `step`'s checkpoint into, which becomes checkpoints_dir/step-N only once the block
+    has written all of it: a checkpoint is complete or absent. When writing fails (a full disk), the part written
+    is removed: the earlier checkpoints stay as they were, and the space goes back for the job's failure to be
+    recorded."""
+    target = checkpoints_dir / f"step-{step}"
+    partial = checkpoints_dir / f".step-{step}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir(parents=True)
+        yield partial
+    except BaseException as exc:
+        # torch.save reports a full disk as its zip writer's "unexpected pos" RuntimeError: say what it was
+        full = not isinstance(exc, OSError) and shutil.disk_usage(checkpoints_dir).free < DISK_FULL_BELOW
+        shutil.rmtree(partial, ignore_errors=True)
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(partial)) from exc
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
 
 
 class DivergenceGuard:

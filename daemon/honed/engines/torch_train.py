@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,9 @@ import torch.nn.functional as F
 
 from honed.data.tokenize import IGNORE, TokenizedExample, pack_examples
 from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
-from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, early_stopper, finish_run,
-                                    labelled_count, lr_factor, micro_batches, out_of_time, step_stream)
+from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, checkpoint_directory, early_stopper,
+                                    finish_run, labelled_count, lr_factor, micro_batches, out_of_time,
+                                    step_stream)
 from honed.errors import HonedError
 from honed.observability.memory import peak_bytes, resident_bytes
 
@@ -277,15 +277,11 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         return {**found, "task": task}
 
     def save_checkpoint(at_step: int, metrics: dict[str, Any]) -> None:
-        target = checkpoints_dir / f"step-{at_step}"
-        partial = checkpoints_dir / f".step-{at_step}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        _save_weights(model, tokenizer, partial)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": at_step,
-                    "trained_tokens": report.trained_tokens, "rng": torch.get_rng_state()}, partial / STATE_FILE)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)  # a checkpoint directory is either complete or absent
-        callbacks.checkpoint(at_step, target, metrics)
+        with checkpoint_directory(checkpoints_dir, at_step) as partial:
+            _save_weights(model, tokenizer, partial)
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": at_step,
+                        "trained_tokens": report.trained_tokens, "rng": torch.get_rng_state()}, partial / STATE_FILE)
+        callbacks.checkpoint(at_step, checkpoints_dir / f"step-{at_step}", metrics)
 
     for step_index, epoch, indices in step_stream(lengths, config, start_step, total_steps):
         reason = callbacks.should_stop()

@@ -1,12 +1,13 @@
 """The job queue: Huey carrying job ids only. SqliteHuey in HONED_HOME by default, RedisHuey when configured.
 
 The queue is a doorbell, not the truth: the store holds every job and its status, so a lost or duplicated
-message costs nothing (the worker claims a job with a compare-and-set on its status, and the daemon re-enqueues
-unfinished jobs when it starts).
+message costs nothing (the worker claims a job with a compare-and-set on its status, the daemon re-enqueues
+unfinished jobs when it starts, and the worker re-enqueues queued jobs whenever the queue is found empty).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from huey import Huey, RedisHuey, SqliteHuey
@@ -15,6 +16,7 @@ from huey.consumer import Consumer
 from honed.config import Settings
 
 QUEUE_NAME = "honed"
+log = logging.getLogger("honed.queue")
 
 
 class JobConsumer(Consumer):
@@ -49,8 +51,16 @@ class JobQueue:
         self._task = self.huey.task(retries=0, name="run_job")(run_job_task)
         self.backend = "redis" if settings.redis_url else "sqlite"
 
-    def enqueue(self, job_id: str) -> None:
-        self._task(job_id)
+    def enqueue(self, job_id: str) -> bool:
+        """Ring for `job_id`; False when the queue's server cannot be reached. The job is stored as queued by then,
+        so it is not lost: the worker's queue keeper rings again once the queue answers."""
+        try:
+            self._task(job_id)
+        except Exception as exc:  # redis.ConnectionError and kin; huey does not wrap them
+            log.warning("could not enqueue %s (%s: %s); it runs once the queue is back", job_id,
+                        type(exc).__name__, exc)
+            return False
+        return True
 
     def depth(self) -> int:
         return self.huey.pending_count()

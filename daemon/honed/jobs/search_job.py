@@ -140,8 +140,8 @@ def _start_trial(search_id: str, row: JobRow, study: Any, body: SearchCreate, se
     trial.set_user_attr("job_id", job_id)
     shown = ", ".join(f"{k} {_shown(v)}" for k, v in params.items())
     store.create_job(job_id, msgspec.to_builtins(spec),
-                     message=f"Created fine-tuning job {job_id}: trial {trial.number} of search {search_id}")
-    store.transition(job_id, "queued", message=f"Trial {trial.number} queued ({shown})")
+                     message=f"Created fine-tuning job {job_id}: trial {trial.number} of search {search_id}",
+                     queued=f"Trial {trial.number} queued ({shown})")
     store.append_event(search_id, "log", f"Trial {trial.number}: {shown} -> job {job_id}",
                        {"kind": "trial_started", "trial": trial.number, "job_id": job_id, "params": params})
     _publish(search_id, study, body, store)

@@ -289,15 +289,19 @@ class Store:
     # ---------------------------------------------------------------------------------------- jobs
 
     def create_job(self, job_id: str, spec: dict[str, Any], status: str = "validating_files",
-                   message: str | None = None) -> JobRow:
+                   message: str | None = None, queued: str | None = None) -> JobRow:
+        """Store a new job. With `queued` (that event's message) it is stored already queued, in the same
+        transaction: a process killed in between would otherwise leave a job that is listed but never runs."""
         now = int(time.time())
         with self._write() as db:
             db.execute(
                 "INSERT INTO jobs (id, created_at, status, spec) VALUES (?, ?, ?, ?)",
-                (job_id, now, status, _dumps(spec)),
+                (job_id, now, "queued" if queued is not None else status, _dumps(spec)),
             )
             self._append_event(db, job_id, "status", "info", message or f"Created fine-tuning job: {job_id}",
                                {"status": status})
+            if queued is not None:
+                self._append_event(db, job_id, "status", "info", queued, {"status": "queued", "previous": status})
         return self.get_job(job_id)
 
     def get_job(self, job_id: str) -> JobRow:

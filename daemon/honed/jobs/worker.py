@@ -25,7 +25,7 @@ from honed.engines.base import StopRule, TrainCallbacks, TrainConfig
 from honed.errors import HonedError, IllegalTransition
 from honed.jobs.busy import BusyGate
 from honed.jobs.job_evaluation import JobEvaluation, JobStopped, record_validation
-from honed.jobs.lifecycle import announce_shutdown, claim, fail, requeue_running
+from honed.jobs.lifecycle import announce_shutdown, claim, fail, keep_queue, requeue_running, supervisor_gone
 from honed.jobs.queue import JobQueue
 from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
 from honed.jobs.store import CheckpointRow, Store
@@ -232,6 +232,20 @@ def lower_priority(nice: int) -> None:
         log.warning("could not lower the worker's priority")
 
 
+def limit_memory(limit: int | None) -> None:
+    """Cap the worker's address space at `limit` bytes, so an allocation past it raises (and the job fails saying
+    so) rather than the machine swapping or the kernel killing the worker. Linux enforces RLIMIT_AS; macOS does
+    not, and there the setting does nothing."""
+    if limit is None:
+        return
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    except (ValueError, OSError) as exc:
+        log.warning("could not limit the worker's memory to %d MB: %s", limit // 2**20, exc)
+
+
 def exit_with_supervisor(poll_seconds: float = 1.0) -> None:
     """A worker started by `honed serve` ends when that process does, even if it was killed with SIGKILL and
     could not stop it: an orphaned worker would go on consuming the queue beside the next daemon's worker.
@@ -243,7 +257,7 @@ def exit_with_supervisor(poll_seconds: float = 1.0) -> None:
     def watch() -> None:
         while True:
             time.sleep(poll_seconds)
-            if os.getppid() != int(supervisor):
+            if supervisor_gone():
                 log.warning("honed serve (pid %s) is gone; the worker exits with it", supervisor)
                 os._exit(0)
 
@@ -256,6 +270,7 @@ def worker_main(settings: Settings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     lower_priority(settings.worker_nice)
+    limit_memory(settings.worker_memory_bytes)
     exit_with_supervisor()
     store = Store(settings.db_path)
 
@@ -279,6 +294,8 @@ def worker_main(settings: Settings | None = None) -> None:
             trial_ended(job_id, settings, store, queue)  # a search's trial that has ended moves its search on
 
     queue = JobQueue(settings, run_job)
+    stopping = threading.Event()
+    keep_queue(store, queue, stopping)
     log.info("worker consuming the %s queue (nice %d)", queue.backend, os.nice(0))
     # Started by `honed serve`, the supervisor requeues the running job and says so; started alone (a unit of
     # its own, a terminal), the worker does it itself when told to stop.
@@ -286,6 +303,7 @@ def worker_main(settings: Settings | None = None) -> None:
     stopped: set[str] = set()
 
     def before_stop() -> None:
+        stopping.set()
         if not supervised:
             stopped.update(requeue_running(store))
 
