@@ -7,7 +7,7 @@ honed's own options travel in a namespaced `honed` object (the SDK's `extra_body
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -214,7 +214,7 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     max_seq_len: int | None = None
     """Longer examples are cut to this many tokens (the cut is reported as a warning event). None: long enough
     for every training example, within the model's context and this machine's memory."""
-    gradient_accumulation: int | None = None
+    gradient_accumulation: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
     """Split each batch into this many micro-batches (same update, less activation memory). None: by memory."""
     gradient_checkpointing: bool | None = None
     """Recompute activations in the backward pass instead of keeping them (slower, far less memory). None: only
@@ -225,7 +225,7 @@ class HonedOptions(msgspec.Struct, forbid_unknown_fields=True):
     """Pack short examples together into rows of max_seq_len tokens: far less padding, so each step trains
     more tokens (fewer, fuller steps per epoch); each example still attends only to itself."""
     warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
+    weight_decay: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     engine: Literal["auto", "torch", "mlx"] = "auto"
     """auto: MLX on Apple Silicon with Metal, PyTorch elsewhere."""
     eval: EvalSuite | None = None

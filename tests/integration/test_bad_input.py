@@ -9,6 +9,7 @@ import sys
 import httpx
 import pytest
 
+from tests.badinput.conftest import assert_error, store_snapshot
 from tests.conftest import chat_records, write_jsonl
 
 
@@ -31,25 +32,7 @@ def stored(api, daemon, tmp_path_factory, tiny_model):
     file_id = api.post("/v1/files", data={"purpose": "fine-tune"}, files={"file": good.open("rb")}).json()["id"]
     job = api.post("/v1/fine_tuning/jobs", json={"model": str(tiny_model), "training_file": file_id,
                                                 "honed": {"max_steps": 1}}).json()
-
-    def snapshot():
-        files = api.get("/v1/files").json()["data"]
-        jobs = [{k: v for k, v in j.items() if k in ("id", "training_file", "model", "hyperparameters")}
-                for j in api.get("/v1/fine_tuning/jobs", params={"limit": 100}).json()["data"]]
-        blobs = sorted(p.name for p in (daemon.home / "files").iterdir())
-        return files, jobs, blobs
-
-    return {"file_id": file_id, "job_id": job["id"], "snapshot": snapshot}
-
-
-def assert_error(response, status, *fragments, param=None):
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    for fragment in fragments:
-        assert fragment in error["message"], error["message"]
-    if param is not None:
-        assert error["param"] == param
+    return {"file_id": file_id, "job_id": job["id"], "snapshot": lambda: store_snapshot(daemon.home)}
 
 
 def upload(api, name, content: bytes):

@@ -24,7 +24,8 @@ from honed.jobs.store import Store
 from tests.conftest import SECRET_QA, chat_records, write_jsonl
 
 CHECKPOINT_INTERVAL = 6
-OPTIONS = {"lora_rank": 8, "learning_rate": 3e-3, "checkpoint_interval": CHECKPOINT_INTERVAL, "lora_dropout": 0.1}
+OPTIONS = {"lora_rank": 8, "learning_rate": 3e-3, "checkpoint_interval": CHECKPOINT_INTERVAL, "lora_dropout": 0.1,
+           "estimate": False}
 
 
 def step_losses(store: Store, job_id: str) -> list[tuple[int, int, float]]:

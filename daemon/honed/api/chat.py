@@ -20,12 +20,14 @@ from hone.types import (
     ChatCompletionCreate,
     ChunkChoice,
     ChunkDelta,
+    ErrorBody,
+    ErrorResponse,
     Usage,
 )
 from honed.api.common import EventStream, decode_body, new_id, services
 from honed.api.sampling import choice_seed, sampling_params
 from honed.data.tokenize import prompt_ids
-from honed.errors import InvalidRequest
+from honed.errors import HonedError, InvalidRequest
 from honed.serving.completion import TextPiece
 from honed.serving.generation import run_to_end, Step, generate_pieces, pieces_in_thread
 
@@ -64,8 +66,11 @@ def sse(payload: Any) -> bytes:
 
 
 def sse_error(exc: BaseException) -> bytes:
-    message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-    return sse({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+    """An error after the stream has started, as one `data:` chunk in OpenAI's error shape (a request error
+    found only then, e.g. a prompt too long for the model, keeps its type, param and code)."""
+    if isinstance(exc, HonedError):
+        return sse(ErrorResponse(ErrorBody(exc.message, exc.error_type, exc.param, exc.code)))
+    return sse(ErrorResponse(ErrorBody(f"{type(exc).__name__}: {exc}", "server_error")))
 
 
 @post("/v1/chat/completions", status_code=200)
@@ -83,7 +88,8 @@ async def chat_completions(request: Request) -> Any:
 
     def run(index: int, stop_flag: threading.Event):
         return generate_pieces(registry, body.model, partial(prompt_ids, messages=messages),
-                               msgspec.structs.replace(params, seed=choice_seed(body.seed, index)), stops, stop_flag)
+                               msgspec.structs.replace(params, seed=choice_seed(body.seed, index)), stops, stop_flag,
+                               max_tokens_given=(body.max_completion_tokens or body.max_tokens) is not None)
 
     runs = [partial(run, index) for index in range(n)]
     completion_id, created = new_id("chatcmpl"), int(time.time())

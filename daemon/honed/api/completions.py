@@ -47,6 +47,8 @@ async def completions(request: Request) -> Any:
     prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
     if not prompts:
         raise InvalidRequest("prompt must be a string or a non-empty list of strings", param="prompt")
+    if not all(prompts):  # nothing to continue from: a tokenizer without a BOS token gives no ids at all
+        raise InvalidRequest("prompt must not be empty; give the text to continue", param="prompt")
     if body.logprobs is not None and not 0 <= body.logprobs <= 5:
         raise InvalidRequest("logprobs must be between 0 and 5", param="logprobs")
     params, stops, n = sampling_params(
@@ -59,7 +61,8 @@ async def completions(request: Request) -> Any:
     def run(index: int, stop_flag: threading.Event):
         prompt = prompts[index // n]
         return generate_pieces(registry, body.model, partial(_encode, prompt=prompt),
-                               msgspec.structs.replace(params, seed=choice_seed(body.seed, index)), stops, stop_flag)
+                               msgspec.structs.replace(params, seed=choice_seed(body.seed, index)), stops, stop_flag,
+                               max_tokens_given=body.max_tokens is not None)
 
     runs = [partial(run, index) for index in range(len(prompts) * n)]
     completion_id, created = new_id("cmpl"), int(time.time())

@@ -25,11 +25,14 @@ from hone.types import (
     PreviewExample,
 )
 from honed.api.common import decode_body, limit_param, services
-from honed.api.files import file_object, format_options, spool, spool_bytes, store_file
+from honed.api.files import (file_object, format_options, safe_filename, spool, spool_bytes, store_file,
+                             upload_form)
 from honed.data.analysis import analyze
 from honed.data.example import Example, Problem, structure_problems
 from honed.data.files import file_records, path_records
+from honed.data.formats.source import HEAD_BYTES, check_text
 from honed.errors import InvalidRequest, NotFound
+from honed.jobs.store import FileRow
 from honed.models.catalog import DEFAULT_BASE_MODEL
 
 _tokenizers: dict[str, Any] = {}
@@ -52,13 +55,16 @@ def _check_length(max_seq_len: int) -> None:
         raise InvalidRequest("max_seq_len must be between 16 and 32768", param="max_seq_len")
 
 
-def _stored_records(svc: Any, file_id: str, options: DataFormat | None, tokenizer: Any, param: str):
+def _stored_file(svc: Any, file_id: str, param: str) -> FileRow:
     try:
-        row = svc.store.get_file(file_id)
+        return svc.store.get_file(file_id)
     except NotFound:
         raise NotFound(f"{param} '{file_id}' does not exist; upload it with POST /v1/files first",
                        param=param) from None
-    return file_records(svc.settings.home, row, tokenizer, options)
+
+
+def _stored_records(svc: Any, file_id: str, options: DataFormat | None, tokenizer: Any, param: str):
+    return file_records(svc.settings.home, _stored_file(svc, file_id, param), tokenizer, options)
 
 
 def _analyze_stored(svc: Any, body: DatasetAnalyzeRequest) -> DatasetReport:
@@ -77,6 +83,7 @@ async def _analyze_upload(svc: Any, form: Any) -> DatasetReport:
                              param="file")
     options = format_options(form)
     model = form.get("model") or DEFAULT_BASE_MODEL
+    svc.catalog.resolve(model)
     try:
         max_seq_len = int(form.get("max_seq_len") or 512)
     except ValueError:
@@ -88,9 +95,12 @@ async def _analyze_upload(svc: Any, form: Any) -> DatasetReport:
             part = form.get(field)
             if isinstance(part, UploadFile):
                 path, _, _ = await spool(part, svc.settings.files_dir, svc.settings.max_upload_bytes)
-                spooled.append((path, Path(part.filename or "upload.jsonl").name))
+                spooled.append((path, safe_filename(part.filename)))
 
         def run() -> DatasetReport:
+            for path, _ in spooled:  # an empty or binary file is refused before the tokenizer loads
+                with open(path, "rb") as handle:
+                    check_text(handle.read(HEAD_BYTES))
             tokenizer = tokenizer_for(svc, model)
             train = path_records(spooled[0][0], spooled[0][1], options, tokenizer)
             valid = path_records(spooled[1][0], spooled[1][1], DataFormat(), tokenizer) if len(spooled) > 1 else None
@@ -107,10 +117,14 @@ async def analyze_dataset(request: Request) -> DatasetReport:
     """The quality report: counts, token lengths, findings with line numbers, and recommendations."""
     svc = services(request)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await _analyze_upload(svc, await request.form())
+        return await _analyze_upload(svc, await upload_form(request))
     body = decode_body(await request.body(), DatasetAnalyzeRequest)
     _check_length(body.max_seq_len)
     svc.catalog.resolve(body.model)
+    # what the request names must exist before the tokenizer loads (the first load of a model takes a while)
+    _stored_file(svc, body.file, "file")
+    if body.validation_file:
+        _stored_file(svc, body.validation_file, "validation_file")
     return await anyio.to_thread.run_sync(_analyze_stored, svc, body)
 
 
@@ -147,7 +161,7 @@ async def split_dataset(request: Request) -> DatasetSplit:
     body = decode_body(await request.body(), DatasetSplitRequest)
     if not 0 <= body.augment <= 10:
         raise InvalidRequest("augment must be between 0 and 10 variants per example", param="augment")
-    svc.store.get_file(body.file)
+    _stored_file(svc, body.file, "file")
     return await anyio.to_thread.run_sync(_split, svc, body)
 
 

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 
 from hone.types import EvalCreate, EvalResultList, EvalRun, JobError
-from honed.api.common import decode_body, new_id, services
+from honed.api.common import decode_body, new_id, services, stored_job
 from honed.api.events import events_response
 from honed.api.fine_tuning import eval_results
 from honed.errors import InvalidRequest, NotFound
@@ -60,6 +60,4 @@ class EvalsController(Controller):
 
     @staticmethod
     def _row(request: Request, eval_id: str) -> JobRow:
-        if not eval_id.startswith("eval-"):
-            raise NotFound(f"No evaluation with id '{eval_id}'", param="eval_id")
-        return services(request).store.get_job(eval_id)
+        return stored_job(request, eval_id, "eval-", "evaluation", "eval_id")

@@ -34,7 +34,8 @@ def _event_seq(value: str | None, param: str) -> int | None:
     if value is None or value == "":
         return None
     text = value.removeprefix("ftevent-")
-    if not text.isdigit():
+    # ASCII digits only ("²".isdigit() is true), and few enough to fit SQLite's 64-bit integers
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
         raise InvalidRequest(f"{param} must be an event id like 'ftevent-12', got {value!r}", param=param)
     return int(text)
 

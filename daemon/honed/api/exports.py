@@ -16,7 +16,7 @@ import msgspec
 from litestar import Request, get, post
 
 from hone.types import ExportCreate, ExportedFile, ExportJob, ExportJobList, JobError
-from honed.api.common import decode_body, limit_param, new_id, services
+from honed.api.common import decode_body, job_page, new_id, services, stored_job
 from honed.api.events import events_response
 from honed.errors import Conflict, InvalidRequest, NotFound
 from honed.jobs.store import JobRow
@@ -35,7 +35,11 @@ def export_object(row: JobRow) -> ExportJob:
 def _source(svc, model: str) -> tuple[str, JobRow]:
     """The model name to export and the succeeded job behind it; a job id stands for its fine-tuned model."""
     if model.startswith("ftjob-"):
-        job = svc.store.get_job(model)
+        try:
+            job = svc.store.get_job(model)
+        except NotFound:
+            raise NotFound(f"model '{model}' names no fine-tuning job; GET /v1/fine_tuning/jobs lists them",
+                           param="model") from None
         if job.status != "succeeded" or not job.fine_tuned_model:
             raise Conflict(f"Job {model} is {job.status}; only a succeeded job's model can be exported (a running "
                            "job's checkpoints can: GET /v1/fine_tuning/jobs/JOB/checkpoints names them)",
@@ -89,6 +93,10 @@ def _create(svc, body: ExportCreate) -> ExportJob:
                                     f"Export queued, to {target}"))
 
 
+def export_job(request: Request, export_id: str) -> JobRow:
+    return stored_job(request, export_id, "export-", "export", "export_id", "GET /v1/exports")
+
+
 @post("/v1/exports", status_code=200)
 async def create_export(request: Request) -> ExportJob:
     svc = services(request)
@@ -112,22 +120,19 @@ async def export_model(request: Request, model_id: str) -> ExportJob:
 
 @get("/v1/exports")
 async def list_exports(request: Request, after: str | None = None, limit: str | None = None) -> ExportJobList:
-    count = limit_param(limit)
-    rows = services(request).store.list_jobs(after=after, limit=count + 1, prefix="export-")
-    return ExportJobList(data=[export_object(r) for r in rows[:count]], has_more=len(rows) > count)
+    rows, more = job_page(request, after, limit, "export-", "export")
+    return ExportJobList(data=[export_object(r) for r in rows], has_more=more)
 
 
 @get("/v1/exports/{export_id:str}")
 async def retrieve_export(request: Request, export_id: str) -> ExportJob:
-    row = services(request).store.get_job(export_id)
-    if not row.id.startswith("export-"):
-        raise NotFound(f"No export with id '{export_id}'", param="export_id")
-    return export_object(row)
+    return export_object(export_job(request, export_id))
 
 
 @get("/v1/exports/{export_id:str}/events")
 async def export_events(request: Request, export_id: str, after: str | None = None, limit: str | None = None,
                         stream: bool = False) -> Any:
+    export_job(request, export_id)
     return events_response(request, export_id, after, limit, stream)
 
 

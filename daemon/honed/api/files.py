@@ -5,25 +5,55 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
+from litestar.exceptions import ClientException
 
 from hone.suites import SuiteFileError, parse_cases
 from hone.types import DataFormat, FileDeleted, FileList, FileObject
 from honed.api.common import new_id, services
 from honed.data.files import format_record
-from honed.errors import Conflict, InvalidRequest, PayloadTooLarge
+from honed.errors import Conflict, DataError, InvalidRequest, PayloadTooLarge
 from honed.jobs.store import FileRow
 
 PURPOSES = ("fine-tune", "evals")  # training/validation examples; eval suite cases
 CHUNK = 1024 * 1024
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_filename(sent: str | None) -> str:
+    """The name to keep for an upload: only the last component of whatever path the client sent (either
+    separator), without control characters (a NUL or a line break would break the Content-Disposition header
+    the file is served with later). Never a path; "upload" when nothing usable is left."""
+    name = _UNPRINTABLE.sub("", sent or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name if name not in ("", ".", "..") else "upload"
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header for any stored name: an ASCII fallback and the exact name (RFC 6266 filename*)."""
+    fallback = safe_filename(filename).encode("ascii", "replace").decode().replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(safe_filename(filename), safe='')}"
+
+
+async def upload_form(request: Request) -> Any:
+    """The request's multipart form; InvalidRequest saying how to send one when the body is not one."""
+    try:
+        return await request.form()
+    except ClientException as exc:
+        if exc.status_code != 400:
+            raise  # 413: over the upload limit, said as such in app.py
+        raise InvalidRequest(f"the body is not a valid multipart form ({exc.detail}); send the data as a multipart "
+                             "form field named 'file', e.g. curl -F purpose=fine-tune -F file=@train.jsonl",
+                             param="file") from None
 
 
 def file_object(row: FileRow) -> FileObject:
@@ -58,7 +88,10 @@ def _check_upload(path: Path, filename: str, purpose: str, options: DataFormat) 
             return None, len(parse_cases(path.read_bytes(), "the file"))
         except SuiteFileError as exc:
             raise InvalidRequest(str(exc), param="file") from None
-    return format_record(path, filename, options)
+    try:
+        return format_record(path, filename, options)
+    except DataError as exc:
+        raise DataError(exc.message, param="file") from None
 
 
 def format_options(form: Any) -> DataFormat:
@@ -77,7 +110,9 @@ def format_options(form: Any) -> DataFormat:
     try:
         options = msgspec.convert(fields, DataFormat, strict=False)
     except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"invalid data format options: {exc}", param="format") from None
+        detail, _, where = str(exc).partition(" - at `$.")
+        param = where.rstrip("`").split(".", 1)[0].split("[", 1)[0] or "format"  # the form field at fault
+        raise InvalidRequest(f"{param}: {detail}", param=param) from None
     if not 16 <= options.chunk_tokens <= 32768:
         raise InvalidRequest("chunk_tokens must be between 16 and 32768", param="chunk_tokens")
     return options
@@ -118,7 +153,7 @@ class FilesController(Controller):
     @post("/", status_code=200)
     async def upload(self, request: Request) -> FileObject:
         svc = services(request)
-        form = await request.form()
+        form = await upload_form(request)
         purpose = form.get("purpose")
         upload = form.get("file")
         if purpose not in PURPOSES:
@@ -126,7 +161,7 @@ class FilesController(Controller):
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("send the data as a multipart form field named 'file'", param="file")
         options = format_options(form)
-        filename = Path(upload.filename or "upload.jsonl").name  # never a path: only the last component
+        filename = safe_filename(upload.filename)
         temp, sha256, size = await spool(upload, svc.settings.files_dir, svc.settings.max_upload_bytes)
         return file_object(await anyio.to_thread.run_sync(
             store_file, svc, temp, sha256, size, filename, purpose, options))
@@ -160,4 +195,4 @@ class FilesController(Controller):
         row = svc.store.get_file(file_id)
         data = (svc.settings.home / row.path).read_bytes()
         return Response(data, media_type="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="{row.filename}"'})
+                        headers={"Content-Disposition": content_disposition(row.filename)})

@@ -21,7 +21,7 @@ from hone.types import (
     ResolvedHyperparameters,
     ResolvedMethod,
 )
-from honed.api.common import decode_body, limit_param, new_id, services
+from honed.api.common import decode_body, job_page, limit_param, new_id, services, stored_job
 from honed.api.events import events_response
 from honed.errors import Conflict, InvalidRequest, NotFound
 from honed.jobs.spec import resolve_spec, validate_request, with_suite_datasets
@@ -49,6 +49,10 @@ def job_object(row: JobRow) -> FineTuningJob:
 
 
 
+
+
+def fine_tuning_job(request: Request, job_id: str) -> JobRow:
+    return stored_job(request, job_id, "ftjob-", "fine-tuning job", "job_id", "GET /v1/fine_tuning/jobs")
 
 
 def check_training_files(svc: Any, body: FineTuneCreate) -> None:
@@ -87,18 +91,17 @@ class FineTuningController(Controller):
     @get("/")
     async def list_jobs(self, request: Request, after: str | None = None,
                         limit: str | None = None) -> FineTuningJobList:
-        count = limit_param(limit)
-        rows = services(request).store.list_jobs(after=after, limit=count + 1, prefix="ftjob-")
-        return FineTuningJobList(data=[job_object(r) for r in rows[:count]], has_more=len(rows) > count)
+        rows, more = job_page(request, after, limit, "ftjob-", "fine-tuning job")
+        return FineTuningJobList(data=[job_object(r) for r in rows], has_more=more)
 
     @get("/{job_id:str}")
     async def retrieve(self, request: Request, job_id: str) -> FineTuningJob:
-        return job_object(services(request).store.get_job(job_id))
+        return job_object(fine_tuning_job(request, job_id))
 
     @post("/{job_id:str}/cancel", status_code=200)
     async def cancel(self, request: Request, job_id: str) -> FineTuningJob:
         store = services(request).store
-        job = store.get_job(job_id)
+        job = fine_tuning_job(request, job_id)
         if job.status in TERMINAL_STATUSES:
             raise Conflict(f"Job {job_id} has already {job.status}; only unfinished jobs can be cancelled",
                            param="job_id", code="invalid_state")
@@ -108,7 +111,7 @@ class FineTuningController(Controller):
     async def pause(self, request: Request, job_id: str) -> FineTuningJob:
         """Stop a queued or running job after its current step, keeping a checkpoint to resume from."""
         store = services(request).store
-        job = store.get_job(job_id)
+        job = fine_tuning_job(request, job_id)
         if job.status not in ("queued", "running"):
             raise Conflict(f"Job {job_id} is {job.status}; only queued or running jobs can be paused",
                            param="job_id", code="invalid_state")
@@ -118,7 +121,7 @@ class FineTuningController(Controller):
     async def resume(self, request: Request, job_id: str) -> FineTuningJob:
         """Put a paused job back on the queue; it continues from its last checkpoint."""
         svc = services(request)
-        job = svc.store.get_job(job_id)
+        job = fine_tuning_job(request, job_id)
         if job.status != "paused":
             raise Conflict(f"Job {job_id} is {job.status}; only paused jobs can be resumed", param="job_id",
                            code="invalid_state")
@@ -129,19 +132,19 @@ class FineTuningController(Controller):
     @get("/{job_id:str}/events")
     async def events(self, request: Request, job_id: str, after: str | None = None, limit: str | None = None,
                      stream: bool = False) -> Any:
+        fine_tuning_job(request, job_id)
         return events_response(request, job_id, after, limit, stream)
 
     @get("/{job_id:str}/eval_results")
     async def eval_results(self, request: Request, job_id: str) -> EvalResultList:
         """Every metric the job measured (baseline, each validation point, final), oldest first."""
-        store = services(request).store
-        store.get_job(job_id)
-        return eval_results(store, job_id)
+        fine_tuning_job(request, job_id)
+        return eval_results(services(request).store, job_id)
 
     @get("/{job_id:str}/checkpoints")
     async def checkpoints(self, request: Request, job_id: str, limit: str | None = None) -> JobCheckpointList:
         store = services(request).store
-        job = store.get_job(job_id)
+        job = fine_tuning_job(request, job_id)
         rows = store.checkpoints(job_id)[: limit_param(limit, default=10)]
         data = [
             JobCheckpoint(

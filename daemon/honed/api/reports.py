@@ -9,7 +9,7 @@ from litestar import Request, Response, get
 
 from honed.api.common import services
 from honed.api.events import event_object
-from honed.api.fine_tuning import job_object
+from honed.api.fine_tuning import fine_tuning_job, job_object
 from honed.errors import NotFound
 
 FORMATS = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}
@@ -21,7 +21,7 @@ async def job_report(request: Request, name: str) -> Response[bytes]:
     if fmt not in FORMATS or not job_id:
         raise NotFound(f"no report '{name}': ask for <job id>.html or <job id>.pdf", param="name")
     store = services(request).store
-    job = store.get_job(job_id)
+    job = fine_tuning_job(request, job_id)
     events = store.events(job_id, limit=1_000_000)
 
     def render() -> bytes:

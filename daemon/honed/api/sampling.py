@@ -24,6 +24,8 @@ def sampling_params(*, max_tokens: int | None, temperature: float | None, top_p:
         raise InvalidRequest("n must be between 1 and 8", param="n")
     if not 0 <= top_logprobs <= 20:
         raise InvalidRequest("top_logprobs must be between 0 and 20", param="top_logprobs")
+    if seed is not None and not 0 <= seed < 2**63:  # what every engine's generator takes (MLX: no negatives)
+        raise InvalidRequest("seed must be an integer in [0, 2^63)", param="seed")
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     if len(stops) > 4:
         raise InvalidRequest("stop may hold at most 4 sequences", param="stop")

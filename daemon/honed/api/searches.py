@@ -10,10 +10,10 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 
 from hone.types import TERMINAL_STATUSES, JobError, Search, SearchCreate, SearchList, SearchTrial
-from honed.api.common import decode_body, limit_param, new_id, services
+from honed.api.common import decode_body, job_page, new_id, services, stored_job
 from honed.api.events import events_response
 from honed.api.fine_tuning import check_training_files
-from honed.errors import Conflict, IllegalTransition, NotFound
+from honed.errors import Conflict, IllegalTransition
 from honed.jobs.search_job import direction
 from honed.jobs.spec import with_suite_datasets
 from honed.jobs.store import JobRow, Store
@@ -64,9 +64,8 @@ class SearchesController(Controller):
     @get("/")
     async def list_searches(self, request: Request, after: str | None = None,
                             limit: str | None = None) -> SearchList:
-        count = limit_param(limit)
-        rows = services(request).store.list_jobs(after=after, limit=count + 1, prefix="search-")
-        return SearchList(object="list", data=[search_object(r) for r in rows[:count]], has_more=len(rows) > count)
+        rows, more = job_page(request, after, limit, "search-", "search")
+        return SearchList(object="list", data=[search_object(r) for r in rows], has_more=more)
 
     @get("/{search_id:str}")
     async def retrieve(self, request: Request, search_id: str) -> Search:
@@ -100,6 +99,4 @@ class SearchesController(Controller):
 
     @staticmethod
     def _row(request: Request, search_id: str) -> JobRow:
-        if not search_id.startswith("search-"):
-            raise NotFound(f"No search with id '{search_id}'", param="search_id")
-        return services(request).store.get_job(search_id)
+        return stored_job(request, search_id, "search-", "search", "search_id", "GET /v1/fine_tuning/searches")

@@ -74,7 +74,10 @@ def _cache_dir_name(name: str) -> str:
 
 
 def _is_hf_dir(path: Path) -> bool:
-    return (path / "config.json").is_file()
+    try:
+        return (path / "config.json").is_file()
+    except OSError:  # a name too long for the file system (a request's model can be any string): not a model
+        return False
 
 
 class ModelCatalog:
@@ -126,7 +129,10 @@ class ModelCatalog:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:  # pragma: no cover - transformers depends on it
             return None
-        found = try_to_load_from_cache(ref, "config.json")
+        try:
+            found = try_to_load_from_cache(ref, "config.json")
+        except (ValueError, OSError):  # not a valid repo id (HFValidationError), or too long a name
+            return None
         return Path(found).parent if isinstance(found, str) else None
 
     def available(self) -> list[ModelSource]:

@@ -80,6 +80,8 @@ def validate_search(body: SearchCreate) -> None:
     if body.trial_max_minutes is not None and not (math.isfinite(body.trial_max_minutes)
                                                    and body.trial_max_minutes > 0):
         raise InvalidRequest("trial_max_minutes must be a positive number", param="trial_max_minutes")
+    if not 0 <= body.seed < 2**31:  # Optuna's samplers seed numpy, which takes at most 32 bits
+        raise InvalidRequest("seed must be an integer in [0, 2^31)", param="seed")
     if body.pruner_startup_trials < 0:
         raise InvalidRequest("pruner_startup_trials must be >= 0", param="pruner_startup_trials")
     check_watched_metric(body.job, body.metric, "metric", "the search")
@@ -94,8 +96,12 @@ def validate_search(body: SearchCreate) -> None:
                 raise InvalidRequest(f"enqueue[{index}].{name} = {value!r} is outside the space",
                                      param=f"enqueue[{index}]")
     for params in extremes(body.space):  # every trial's job must be a valid job
+        job = with_params(body.job, params, body.trial_max_steps, body.trial_max_minutes)
         try:
-            validate_request(with_params(body.job, params, body.trial_max_steps, body.trial_max_minutes))
+            msgspec.convert(msgspec.to_builtins(job), FineTuneCreate)  # the field bounds the wire type declares
+            validate_request(job)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"a trial at the edge of the space would be refused: {exc}", param="space") from None
         except InvalidRequest as exc:
             raise InvalidRequest(f"a trial at the edge of the space would be refused: {exc.message}",
                                  param="space") from None

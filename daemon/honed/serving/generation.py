@@ -16,6 +16,7 @@ import msgspec
 
 from honed.engines import get_engine
 from honed.engines.base import GenerationParams
+from honed.errors import InvalidRequest
 from honed.observability.instruments import GENERATED_TOKENS, TIME_TO_FIRST_TOKEN
 from honed.serving.completion import Completion, TextPiece, decode_stream, stop_token_ids
 from honed.serving.registry import ModelRegistry
@@ -31,11 +32,14 @@ class Step(msgspec.Struct):
 
 
 def generate_pieces(registry: ModelRegistry, model_name: str, make_prompt: Callable[[Any], list[int]],
-                    params: GenerationParams, stops: list[str], stop_flag: threading.Event) -> Iterator[Step]:
-    """Generate for `model_name`, holding it exclusively; ends with a Step whose piece is None."""
+                    params: GenerationParams, stops: list[str], stop_flag: threading.Event,
+                    max_tokens_given: bool = True) -> Iterator[Step]:
+    """Generate for `model_name`, holding it exclusively; ends with a Step whose piece is None. InvalidRequest
+    when the prompt and max_tokens do not fit the model's context (see fit_context)."""
     with registry.use(model_name) as (model, tokenizer, served):
         started = time.perf_counter()
         ids = make_prompt(tokenizer)
+        params = fit_context(model, len(ids), params, max_tokens_given)
         state = Completion()
         stop_ids = stop_token_ids(tokenizer, model)
         tokens = get_engine(served.engine).generate(model, ids, params, stop_ids)
@@ -56,6 +60,23 @@ def generate_pieces(registry: ModelRegistry, model_name: str, make_prompt: Calla
         finally:
             GENERATED_TOKENS.labels(model=model_name).inc(state.completion_tokens)
         yield Step(None, state, len(ids), tokenizer)
+
+
+def fit_context(model: Any, prompt_tokens: int, params: GenerationParams, max_tokens_given: bool) -> GenerationParams:
+    """`params` with room in the model's context for the prompt and every token to generate. A max_tokens the
+    request left to its default is cut to the room left; one it asked for that does not fit, or a prompt that
+    fills the context by itself, is refused before any decoding (as OpenAI does): past the context the answer
+    is noise, and a huge max_tokens would hold the model for as long as it liked."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not isinstance(limit, int) or prompt_tokens + params.max_new_tokens <= limit:
+        return params
+    room = limit - prompt_tokens
+    if room >= 1 and not max_tokens_given:
+        return msgspec.structs.replace(params, max_new_tokens=room)
+    raise InvalidRequest(f"this model's context is {limit:,} tokens, but the request needs "
+                         f"{prompt_tokens + params.max_new_tokens:,} ({prompt_tokens:,} in the prompt, "
+                         f"{params.max_new_tokens:,} for max_tokens); lower max_tokens or shorten the prompt",
+                         param="max_tokens" if room >= 1 else None, code="context_length_exceeded")
 
 
 def run_to_end(run: Callable[[threading.Event], Iterator[Step]]) -> tuple[list[TextPiece], Step]:

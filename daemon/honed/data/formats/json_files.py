@@ -84,6 +84,10 @@ def _values(text: str, expected: str | None) -> Iterator[Example | Problem]:
     line, counted = 1, 0
     while True:
         position = _SPACE.match(text, position).end()
+        if in_array and position == len(text):  # a file cut off mid-upload, or the ']' forgotten
+            yield Problem(line + text.count("\n", counted, position), "the file ends inside its JSON array; "
+                          "close it with ']' (if the file was cut off, export it again)")
+            return
         if position == len(text) or (in_array and text.startswith("]", position)):
             return
         line += text.count("\n", counted, position)

@@ -17,6 +17,10 @@ from honed.errors import DataError
 HEAD_BYTES = 64 * 1024
 """How much of a file detection looks at."""
 
+ARCHIVES = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
+            b"(\xb5/\xfd": "zstd", b"7z\xbc\xaf\x27\x1c": "7z"}
+"""Magic numbers of the archives people upload by mistake: honed reads data files, it does not unpack."""
+
 BINARY_MESSAGE = ("the file looks like a binary file, not text data (or text not saved as UTF-8); "
                   "upload JSONL, JSON, CSV, TSV, Markdown or plain text saved as UTF-8")
 
@@ -55,6 +59,10 @@ def check_text(head: bytes) -> str:
     """The decoded start of a file, or DataError when it is empty or not text at all."""
     if not head.strip():
         raise DataError("the file is empty; it needs at least one example")
+    for magic, kind in ARCHIVES.items():
+        if head.startswith(magic):
+            raise DataError(f"the file is a {kind} archive; unpack it and upload the data file inside "
+                            "(JSONL, JSON, CSV, TSV, Markdown or plain text)")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DataError("the file is saved as UTF-16; save it as UTF-8")
     if b"\x00" in head:
