@@ -68,7 +68,12 @@ def smollm2_daemon(smollm2_home):
 
 # A reduced run of each recipe on SmolLM2 (the full runs and the issue's >= 20 % bar: benchmarks/recipes.py): its
 # first 32 training examples, two epochs, no estimate probe, the first 16 test cases. What a full run gains must
-# already show here, in the right direction, on cases the model never trained on.
+# already show here, in the right direction, on cases the model never trained on. Customer support needs more
+# updates to learn its "Intent:" line: 8 steps of 8 gave 0/16 -> 0/16, 16 steps of 4 gave 1/16, 24 steps of 4
+# (3 epochs) 0/16 -> 4/16 (CI of the difference [+0.06, +0.50]).
+REDUCED = {"customer-support": {"n_epochs": 3, "batch_size": 4}}
+
+
 @pytest.mark.recipe_gains
 @pytest.mark.parametrize("name", ["customer-support", "code-generation", "creative-writing"])
 def test_a_reduced_recipe_run_gains_over_the_base_model(smollm2_daemon, name):
@@ -76,7 +81,8 @@ def test_a_reduced_recipe_run_gains_over_the_base_model(smollm2_daemon, name):
 
     recipe = load_recipe(name)
     request = recipe_request(recipe, None, subset=32)
-    job = {**request.job, "hyperparameters": {**request.job["hyperparameters"], "n_epochs": 2},
+    hyperparameters = {**request.job["hyperparameters"], "n_epochs": 2, **REDUCED.get(name, {})}
+    job = {**request.job, "hyperparameters": hyperparameters,
            "honed": {**request.job["honed"], "estimate": False, "eval_live_cases": 0}}
     with Client(smollm2_daemon.base_url, timeout=120) as client:
         training = client.files.create(request.train, filename=request.train_filename)
