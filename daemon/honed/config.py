@@ -9,6 +9,8 @@ from pathlib import Path
 import msgspec
 
 DEFAULT_PORT = 8421
+UPLOAD_TEMP_PREFIX = ".upload-"
+"""Uploads are spooled under files/ with this prefix and renamed to their hash once whole."""
 
 
 class Settings(msgspec.Struct, frozen=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from honed.config import Settings
+from honed.config import UPLOAD_TEMP_PREFIX, Settings
 from honed.jobs.queue import JobQueue
 from honed.jobs.store import JobRow, Store
 from honed.models.catalog import ModelCatalog
@@ -22,9 +22,8 @@ class Services:
     @classmethod
     def start(cls, settings: Settings) -> "Services":
         settings.ensure_dirs()
-        # Uploads are spooled to .upload-* files and renamed to their hash once whole; one left here was cut off
-        # by a killed API process (one API serves a HONED_HOME), and no row names it.
-        for partial in settings.files_dir.glob(".upload-*"):
+        # An upload spool left here was cut off by a killed API process (one API serves a HONED_HOME); no row names it.
+        for partial in settings.files_dir.glob(f"{UPLOAD_TEMP_PREFIX}*"):
             partial.unlink(missing_ok=True)
         store = Store(settings.db_path)
         return cls(settings, store, JobQueue(settings), ModelCatalog(settings.models_dir),

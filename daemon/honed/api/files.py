@@ -21,6 +21,7 @@ from litestar.exceptions import ClientException
 from hone.suites import SuiteFileError, parse_cases
 from hone.types import DataFormat, FileDeleted, FileList, FileObject
 from honed.api.common import new_id, services
+from honed.config import UPLOAD_TEMP_PREFIX
 from honed.data.files import format_record
 from honed.errors import Conflict, DataError, InvalidRequest, PayloadTooLarge
 from honed.jobs.store import FileRow
@@ -40,8 +41,9 @@ def safe_filename(sent: str | None) -> str:
 
 def content_disposition(filename: str) -> str:
     """An attachment header for any stored name: an ASCII fallback and the exact name (RFC 6266 filename*)."""
-    fallback = safe_filename(filename).encode("ascii", "replace").decode().replace('"', "_")
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(safe_filename(filename), safe='')}"
+    name = safe_filename(filename)
+    fallback = name.encode("ascii", "replace").decode().replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 async def upload_form(request: Request) -> Any:
@@ -64,7 +66,7 @@ def file_object(row: FileRow) -> FileObject:
 async def spool(upload: UploadFile, directory: Path, limit: int) -> tuple[Path, str, int]:
     """Copy an upload to a temp file beside the store, hashing as it goes; refuse past `limit` bytes."""
     digest, size = hashlib.sha256(), 0
-    fd, temp_name = tempfile.mkstemp(prefix=".upload-", dir=directory)
+    fd, temp_name = tempfile.mkstemp(prefix=UPLOAD_TEMP_PREFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := await upload.read(CHUNK):
@@ -141,7 +143,7 @@ def store_file(svc: Any, temp: Path, sha256: str, size: int, filename: str, purp
 
 def spool_bytes(directory: Path, data: bytes) -> tuple[Path, str, int]:
     """Bytes made here (e.g. a split) as a temp file beside the store, like an upload."""
-    fd, name = tempfile.mkstemp(prefix=".upload-", dir=directory)
+    fd, name = tempfile.mkstemp(prefix=UPLOAD_TEMP_PREFIX, dir=directory)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     return Path(name), hashlib.sha256(data).hexdigest(), len(data)

@@ -51,16 +51,14 @@ class JobQueue:
         self._task = self.huey.task(retries=0, name="run_job")(run_job_task)
         self.backend = "redis" if settings.redis_url else "sqlite"
 
-    def enqueue(self, job_id: str) -> bool:
-        """Ring for `job_id`; False when the queue's server cannot be reached. The job is stored as queued by then,
-        so it is not lost: the worker's queue keeper rings again once the queue answers."""
+    def enqueue(self, job_id: str) -> None:
+        """Ring for `job_id`. A queue server that cannot be reached is logged, not raised: the job is stored as
+        queued by then, so it is not lost, and the worker's queue keeper rings again once the queue answers."""
         try:
             self._task(job_id)
         except Exception as exc:  # redis.ConnectionError and kin; huey does not wrap them
             log.warning("could not enqueue %s (%s: %s); it runs once the queue is back", job_id,
                         type(exc).__name__, exc)
-            return False
-        return True
 
     def depth(self) -> int:
         return self.huey.pending_count()
