@@ -7,6 +7,7 @@ import logging
 
 import msgspec
 from litestar import Litestar, Request, Response
+from litestar.config.cors import CORSConfig
 from litestar.exceptions import (
     HTTPException,
     MethodNotAllowedException,
@@ -31,6 +32,7 @@ from honed.api.fine_tuning import FineTuningController
 from honed.api.health import healthz
 from honed.api.metrics import metrics, timed
 from honed.api.planning import ROUTES as PLANNING_ROUTES
+from honed.api.origin import check_origin
 from honed.api.models import list_models, retrieve_model
 from honed.api.preferences import ROUTES as PREFERENCE_ROUTES
 from honed.api.recipes import ROUTES as RECIPE_ROUTES
@@ -46,7 +48,8 @@ OPEN_PATHS = frozenset({"/healthz"})
 ERROR_RESPONSES = {
     status: ResponseSpec(ErrorResponse, generate_examples=False, description=description)
     for status, description in ((400, "The request is invalid; the message says what to fix"),
-                                (401, "Missing or wrong API key"), (404, "No such resource (or endpoint)"),
+                                (401, "Missing or wrong API key"),
+                                (403, "A web page of another origin, or a request addressed to a foreign host"), (404, "No such resource (or endpoint)"),
                                 (409, "The resource's state forbids this"), (413, "The body is over the upload limit"))
 }
 """What every operation may answer besides its success: OpenAI's error shape (Litestar would document its own)."""
@@ -101,7 +104,8 @@ def _unexpected_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings, services: Services | None = None) -> Litestar:
     services = services or Services.start(settings)
 
-    async def check_api_key(request: Request) -> None:
+    async def check_caller(request: Request) -> None:
+        check_origin(request, settings)
         if settings.api_key is None or request.url.path in OPEN_PATHS:
             return
         header = request.headers.get("authorization", "")
@@ -120,7 +124,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
                         *PLANNING_ROUTES, *RECIPE_ROUTES, *ALIAS_ROUTES, *EXPORT_ROUTES,
                         chat_completions, completions, list_models, retrieve_model, job_report, healthz, metrics,
                         all_events, studio_page, studio_files],
-        before_request=check_api_key,
+        before_request=check_caller,
+        # Only for origins the user listed; the daemon's own pages are same-origin and need no CORS headers
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins), allow_headers=["authorization", "content-type"],
+                               allow_methods=["*"]) if settings.cors_origins else None,
         middleware=[timed],
         exception_handlers={
             HonedError: _honed_error,

@@ -21,7 +21,10 @@ log = logging.getLogger("honed")
 
 
 def _settings(home: str | None, host: str | None, port: int | None, redis: str | None) -> Settings:
-    return load_settings(home=home, host=host, port=port, redis_url=redis)
+    try:
+        return load_settings(home=home, host=host, port=port, redis_url=redis)
+    except ValueError as exc:  # an environment variable that cannot be read: say which, not a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
@@ -123,14 +126,25 @@ def main() -> None:
 @click.option("--stop-timeout", type=float, default=60.0, show_default=True, envvar="HONED_STOP_TIMEOUT_S",
               help="Seconds a stopping daemon waits for the worker to finish its step and checkpoint "
                    "(HONED_STOP_TIMEOUT_S).")
+@click.option("--trust-pickle", is_flag=True,
+              help="Load models whose weights are only in pickle format (.bin/.pt), which can run code when loaded "
+                   "(HONED_TRUST_PICKLE=1). Off: such models are refused; safetensors always load.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Run the Python code a model ships for its architecture (transformers' trust_remote_code; "
+                   "HONED_TRUST_REMOTE_CODE=1). Off: such models are refused.")
 def serve(home: str | None, host: str | None, port: int | None, redis: str | None, no_worker: bool,
-          stop_timeout: float) -> None:
+          stop_timeout: float, trust_pickle: bool, trust_remote_code: bool) -> None:
     """Start the HTTP API and a low-priority training worker."""
     import uvicorn
 
     from honed.app import create_app
     from honed.services import Services
 
+    # Every process of the daemon loads models (models/trust.py): the worker and the probes inherit these
+    if trust_pickle:
+        os.environ["HONED_TRUST_PICKLE"] = "1"
+    if trust_remote_code:
+        os.environ["HONED_TRUST_REMOTE_CODE"] = "1"
     settings = _settings(home, host, port, redis)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not settings.is_loopback() and not settings.api_key:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -21,6 +22,9 @@ class Settings(msgspec.Struct, frozen=True):
     redis_url: str | None = None
     """When set, the job queue is RedisHuey on this URL instead of the SQLite queue in HONED_HOME."""
     api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    """HONED_CORS_ORIGINS (comma-separated, e.g. "http://localhost:3000"): web pages besides the daemon's own that
+    may call it. Empty: only the studio, which the daemon serves itself (see api/origin.py)."""
     max_upload_bytes: int = 512 * 1024 * 1024
     adapter_memory_bytes: int = 1024 * 1024 * 1024
     """HONED_ADAPTER_MEMORY_MB: loaded LoRA adapters may take this much memory; the coldest go first."""
@@ -82,6 +86,18 @@ class Settings(msgspec.Struct, frozen=True):
             return False
 
 
+def parse_origins(text: str) -> tuple[str, ...]:
+    """"http://localhost:3000, https://notebook.example" -> the origins; a browser sends an origin as
+    scheme://host[:port] exactly, so anything else (a path, a trailing slash, no scheme) could never match."""
+    origins = tuple(part.strip() for part in text.split(",") if part.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or origin != f"{parts.scheme}://{parts.netloc}":
+            raise ValueError(f"HONED_CORS_ORIGINS: '{origin}' is not an origin; write it as scheme://host[:port], "
+                             "e.g. http://localhost:3000 (no path, no trailing slash)")
+    return origins
+
+
 def default_home() -> Path:
     return Path(os.environ.get("HONED_HOME") or Path.home() / ".honed").expanduser().resolve()
 
@@ -95,6 +111,8 @@ def load_settings(**overrides: object) -> Settings:
         "redis_url": os.environ.get("HONED_REDIS_URL") or None,
         "api_key": os.environ.get("HONED_API_KEY") or None,
     }
+    if os.environ.get("HONED_CORS_ORIGINS"):
+        values["cors_origins"] = parse_origins(os.environ["HONED_CORS_ORIGINS"])
     if os.environ.get("HONED_MAX_UPLOAD_BYTES"):
         values["max_upload_bytes"] = int(os.environ["HONED_MAX_UPLOAD_BYTES"])
     if os.environ.get("HONED_WORKER_MEMORY_MB"):

@@ -38,6 +38,13 @@ class Unauthorized(HonedError):
     error_type = "authentication_error"
 
 
+class Forbidden(HonedError):
+    """The caller is known but not allowed: a web page of another origin, or a request naming a foreign host."""
+
+    status_code = 403
+    error_type = "permission_error"
+
+
 class IllegalTransition(Conflict):
     """A job status change that the job model does not allow."""
 

@@ -277,3 +277,42 @@ def test_picking_a_recipe_fills_the_form_with_its_data_and_settings(daemon, tiny
     assert len(job["honed"]["eval"]["cases"]) == 6 and job["honed"]["eval"]["name"]
     httpx.post(f"{daemon.base_url}/v1/fine_tuning/jobs/{job_id}/cancel")
     assert not errors, errors
+
+
+ATTACK_PAGE = """<!doctype html><title>a page on another origin</title><script>
+async function attack(daemon) {
+  const form = new FormData();
+  form.append("purpose", "fine-tune");
+  // a valid training file: were the daemon to take the request, it would store it
+  form.append("file", new Blob(['{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\\n']),
+              "planted.jsonl");
+  // no-cors: the page cannot read the answer, but a browser sends the request, which is what would do harm
+  await fetch(daemon + "/v1/files", {method: "POST", body: form, mode: "no-cors"});
+  await fetch(daemon + "/v1/fine_tuning/jobs?limit=1", {mode: "no-cors"});
+  try { await (await fetch(daemon + "/v1/models")).json(); return "read"; } catch (e) { return "blocked"; }
+}
+</script>"""
+
+
+def test_a_page_on_another_origin_cannot_make_the_daemon_store_anything(shared_daemon, browser, tmp_path):
+    """The cross-site request a browser sends without asking (a multipart POST) from a page served on another
+    port of 127.0.0.1 (same address space: the browser's private-network rules do not stop it) is refused by
+    the daemon; the daemon's answers stay unreadable to the page."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    (tmp_path / "attack.html").write_text(ATTACK_PAGE)
+    site = ThreadingHTTPServer(("127.0.0.1", free_port()),
+                               functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{site.server_port}/attack.html")
+        assert page.evaluate("daemon => attack(daemon)", shared_daemon.base_url) == "blocked"
+    finally:
+        site.shutdown()
+    assert httpx.get(f"{shared_daemon.base_url}/v1/files").json()["data"] == []
+    # the browser did send it (else this test could not see the daemon accept one): the daemon counted a 403
+    metrics = httpx.get(f"{shared_daemon.base_url}/metrics").text
+    assert 'honed_request_duration_seconds_count{method="POST",route="/v1/files",status="403"} 1.0' in metrics

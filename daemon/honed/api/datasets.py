@@ -34,6 +34,7 @@ from honed.data.formats.source import HEAD_BYTES, check_text
 from honed.errors import InvalidRequest, NotFound
 from honed.jobs.store import FileRow
 from honed.models.catalog import DEFAULT_BASE_MODEL
+from honed.models.trust import tokenizer_load_options
 
 _tokenizers: dict[str, Any] = {}
 _tokenizers_lock = threading.Lock()
@@ -46,7 +47,8 @@ def tokenizer_for(svc: Any, model: str) -> Any:
         if source.name not in _tokenizers:
             from transformers import AutoTokenizer
 
-            _tokenizers[source.name] = AutoTokenizer.from_pretrained(svc.catalog.local_dir(model))
+            _tokenizers[source.name] = AutoTokenizer.from_pretrained(svc.catalog.local_dir(model),
+                                                                       **tokenizer_load_options())
         return _tokenizers[source.name]
 
 

@@ -23,6 +23,7 @@ from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, check
                                     finish_run, labelled_count, lr_factor, micro_batches, out_of_time,
                                     step_stream)
 from honed.errors import HonedError
+from honed.models.trust import model_load_options, tokenizer_load_options
 from honed.observability.memory import peak_bytes, resident_bytes
 
 STATE_FILE = "trainer_state.pt"
@@ -130,9 +131,9 @@ def load_for_training(config: TrainConfig, device: torch.device) -> tuple[Any, A
 
     if config.adapter == "qlora":
         raise HonedError(QLORA_NEEDS_MLX)
-    tokenizer = AutoTokenizer.from_pretrained(config.model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(config.model_dir, **tokenizer_load_options())
     model = AutoModelForCausalLM.from_pretrained(config.model_dir, dtype=weights_dtype(config, device),
-                                                 use_safetensors=True)
+                                                 **model_load_options(config.model_dir))
     model.config.use_cache = False
     if config.gradient_checkpointing:
         # non-reentrant: works with frozen inputs (LoRA), so no input-grad hook is needed

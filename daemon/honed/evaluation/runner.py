@@ -17,6 +17,7 @@ from honed.data.tokenize import prompt_ids
 from honed.engines.torch_generate import greedy_batch, kv_bytes_per_token
 from honed.evaluation import metrics, stats
 from honed.evaluation.suite import MODEL_METRICS, case_messages
+from honed.models.trust import model_load_options, tokenizer_load_options
 from honed.serving.completion import stop_token_ids
 
 
@@ -179,8 +180,8 @@ def load_model(model_dir: Any, adapter_dir: Any = None) -> tuple[Any, Any]:
 
     from honed.engines.torch_train import pick_device
 
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir or model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir or model_dir, **tokenizer_load_options())
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **model_load_options(model_dir))
     if adapter_dir is not None:
         from peft import PeftModel
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from honed.errors import InvalidRequest
+from honed.models.trust import model_load_options, tokenizer_load_options
 from honed.serving.registry import ServedModel
 
 Progress = Callable[[str, float], None]
@@ -47,8 +48,9 @@ def load_merged(served: ServedModel, progress: Progress) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     progress("Loading the base model", 0.1)
-    model = AutoModelForCausalLM.from_pretrained(served.base_dir, dtype=torch.float32, use_safetensors=True)
-    tokenizer = AutoTokenizer.from_pretrained(served.base_dir)
+    model = AutoModelForCausalLM.from_pretrained(served.base_dir, dtype=torch.float32,
+                                                 **model_load_options(served.base_dir))
+    tokenizer = AutoTokenizer.from_pretrained(served.base_dir, **tokenizer_load_options())
     if served.adapter_dir is not None:
         from peft import PeftModel
 
@@ -180,8 +182,9 @@ def write_gguf_lora_export(served: ServedModel, out: Path, progress: Progress,
                              param="format")
     quantisation = spec.get("quantization") or "f16"
     progress("Loading the base model", 0.1)
-    base = AutoModelForCausalLM.from_pretrained(served.base_dir, dtype=torch.float32, use_safetensors=True)
-    tokenizer = AutoTokenizer.from_pretrained(served.base_dir)
+    base = AutoModelForCausalLM.from_pretrained(served.base_dir, dtype=torch.float32,
+                                                 **model_load_options(served.base_dir))
+    tokenizer = AutoTokenizer.from_pretrained(served.base_dir, **tokenizer_load_options())
     progress(f"Writing base-{quantisation}.gguf", 0.3)
     write_gguf(base, tokenizer, out / f"base-{quantisation}.gguf", quantisation, f"{spec['model']} (base)")
     progress("Writing adapter.gguf", 0.8)

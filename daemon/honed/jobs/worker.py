@@ -30,6 +30,7 @@ from honed.jobs.queue import JobQueue
 from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
 from honed.jobs.store import CheckpointRow, Store
 from honed.models.catalog import ModelCatalog
+from honed.models.trust import tokenizer_load_options
 from honed.observability.memory import peak_bytes, release_freed, reset_peak
 from honed.planning.job_plan import JobPlan, estimate_job, plan_job
 
@@ -133,7 +134,7 @@ def run_fine_tune(job_id: str, settings: Settings, store: Store) -> None:
 
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, **tokenizer_load_options())
         job_plan = plan_job(settings, store, spec, model_dir, tokenizer)
         spec, options = job_plan.spec, job_plan.spec.options
         train_set, truncated = job_plan.train.examples, job_plan.train.truncated

@@ -22,6 +22,7 @@ from pathlib import Path
 import msgspec
 
 from honed.errors import NotFound
+from honed.models.trust import check_model_dir
 
 SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -88,7 +89,8 @@ class ModelCatalog:
         return self.models_dir / _cache_dir_name(name)
 
     def resolve(self, ref: str) -> ModelSource:
-        """Find a model reference on this machine; NotFound says how to make it available."""
+        """Find a model reference on this machine; NotFound says how to make it available, UntrustedModel that
+        loading it would run code the daemon was not started to allow."""
         ref = ref.strip()
         if not ref:
             raise NotFound("model must name a base model, e.g. 'HuggingFaceTB/SmolLM2-135M-Instruct'", param="model")
@@ -107,12 +109,15 @@ class ModelCatalog:
         local = Path(ref).expanduser()
         if local.is_absolute() or ref.startswith("."):
             if _is_hf_dir(local):
+                check_model_dir(local, ref)
                 return ModelSource(str(local.resolve()), "local", str(local.resolve()))
             raise NotFound(f"model '{ref}' is not a directory with a config.json", param="model")
         if _is_hf_dir(self.prepared_dir(ref)):
+            check_model_dir(self.prepared_dir(ref), ref)
             return ModelSource(ref, "prepared", str(self.prepared_dir(ref)))
         cached = self._hf_cache_dir(ref)
         if cached is not None:
+            check_model_dir(cached, ref)
             return ModelSource(ref, "hf-cache", str(cached))
         raise NotFound(
             f"model '{ref}' is not on this machine: not a local directory, not bundled with honed and not in the "

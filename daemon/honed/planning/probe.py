@@ -22,6 +22,7 @@ import msgspec
 
 from hone.types import EstimateProbe
 from honed.errors import HonedError
+from honed.models.trust import model_load_options
 from honed.observability.memory import release_freed, reset_peak
 
 TIMED_STEPS = 2
@@ -117,7 +118,7 @@ def _decode_costs(model_dir: str) -> tuple[float, float, int, float]:
     from honed.engines.torch_generate import greedy_batch, kv_bytes_per_token
 
     started = time.monotonic()
-    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **model_load_options(model_dir)).eval()
     loaded = time.monotonic() - started
     per_step = {}
     for rows in DECODE_ROWS:

@@ -22,6 +22,7 @@ from honed.config import Settings
 from honed.errors import InvalidRequest, NotFound
 from honed.jobs.store import CheckpointRow, JobRow, Store
 from honed.models.catalog import ModelCatalog
+from honed.models.trust import model_load_options, tokenizer_load_options
 
 
 CHECKPOINT_NAME = re.compile(r":ckpt-step-(\d+)$")
@@ -181,14 +182,14 @@ class ModelRegistry:
 
                 assert served.gguf_file is not None
                 loaded = self._bases[served.base_key] = _LoadedBase(
-                    load_gguf(served.gguf_file, served.gguf_lora), AutoTokenizer.from_pretrained(served.base_dir))
+                    load_gguf(served.gguf_file, served.gguf_lora), AutoTokenizer.from_pretrained(served.base_dir, **tokenizer_load_options()))
             if loaded is None:
                 from transformers import AutoModelForCausalLM, AutoTokenizer
 
                 from honed.engines.torch_train import pick_device
 
-                tokenizer = AutoTokenizer.from_pretrained(served.base_dir)
-                model = AutoModelForCausalLM.from_pretrained(served.base_dir, use_safetensors=True)
+                tokenizer = AutoTokenizer.from_pretrained(served.base_dir, **tokenizer_load_options())
+                model = AutoModelForCausalLM.from_pretrained(served.base_dir, **model_load_options(served.base_dir))
                 model.to(pick_device()).eval()
                 loaded = self._bases[served.base_key] = _LoadedBase(model, tokenizer)
             return loaded
