@@ -58,6 +58,8 @@ CASES = [
     post(JOBS, honed(warmup_ratio=-0.1), 400, "honed.warmup_ratio must be in [0, 1)", "honed.warmup_ratio"),
     post(JOBS, honed(weight_decay=-1), 400, "honed.weight_decay: Expected `float` >= 0.0", "honed.weight_decay"),
     post(JOBS, honed(gradient_accumulation=10**12), 400, "Expected `int` <= 1024", "honed.gradient_accumulation"),
+    post(JOBS, job(hyperparameters={"batch_size": 4}, honed={"gradient_accumulation": 8}), 400,
+         "honed.gradient_accumulation (8) cannot exceed the batch size (4)", "honed.gradient_accumulation"),
     post(JOBS, honed(max_seq_len=10**9), 400, "honed.max_seq_len must be at most 32768", "honed.max_seq_len"),
     post(JOBS, honed(max_minutes=0), 400, "honed.max_minutes must be a positive number", "honed.max_minutes"),
     post(JOBS, honed(divergence_factor=0.5), 400, "0 (off) or a number above 1", "honed.divergence_factor"),

@@ -11,6 +11,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 
@@ -165,6 +166,48 @@ def start_redis(port: int) -> subprocess.Popen:
         except OSError:
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.05)
+
+
+def test_a_daemons_worker_takes_no_job_while_a_previous_worker_still_holds_the_home(honed_home, tiny_model, tmp_path):
+    """After `honed serve` is killed, its orphaned worker needs up to a second to notice and exit; a daemon started
+    again at once must not let its own worker train the job the orphan may still be training. The orphan is played
+    here by this test holding HONED_HOME/worker.lock as a worker does (a real one cannot be kept lingering: freezing
+    it with SIGSTOP does not work, as the kernel wakes a stopped process whose process group is orphaned)."""
+    import fcntl
+
+    lock = open(honed_home / "worker.lock", "a+")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    lock.write("4242")
+    lock.flush()
+    daemon = LocalDaemon(honed_home, free_port()).start()
+    try:
+        with Client(daemon.base_url) as client:
+            training = client.files.create(write_jsonl(tmp_path / "secret.jsonl", chat_records(SECRET_QA)))
+            job_id = client.fine_tuning.jobs.create(model=str(tiny_model), training_file=training.id,
+                                                    hyperparameters={"n_epochs": 1}, honed=OPTIONS).id
+            log = honed_home / "logs" / "worker.log"
+            deadline = time.monotonic() + 60
+            while "waiting for the previous worker (pid 4242) to exit" not in log.read_text():
+                assert time.monotonic() < deadline, "the worker never got as far as the lock"
+                time.sleep(0.1)
+            time.sleep(2.0)  # long enough for a worker that did not wait to claim the job
+            assert client.fine_tuning.jobs.retrieve(job_id).status == "queued"
+            lock.close()  # the previous worker exits
+            assert client.fine_tuning.jobs.wait(job_id, poll=0.5, timeout=120).status == "succeeded"
+        assert (honed_home / "worker.lock").read_text() == str(worker_process(daemon).pid)
+    finally:
+        lock.close()
+        daemon.stop()
+
+
+def test_a_second_worker_on_one_home_refuses_and_names_the_first(daemon):
+    """`honed worker` started by hand beside a running daemon's worker would race it for jobs and cores."""
+    env = {k: v for k, v in os.environ.items() if k != "HONED_SUPERVISOR_PID"}
+    result = subprocess.run([sys.executable, "-m", "honed", "worker"], env={**env, "HONED_HOME": str(daemon.home)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"another honed worker (pid {worker_process(daemon).pid}) is running on {daemon.home}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_redis_restarted_mid_job_loses_no_job(honed_home, tiny_model, tmp_path):

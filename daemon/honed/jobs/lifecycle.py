@@ -4,10 +4,14 @@ and the store agreeing about which jobs wait."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import threading
+import time
 import traceback
+from pathlib import Path
+from typing import IO
 
 from honed.errors import HonedError, IllegalTransition
 from honed.jobs.queue import JobQueue
@@ -20,6 +24,45 @@ def supervisor_gone() -> bool:
     """Whether this worker was started by a `honed serve` that has died (it is then an orphan, about to exit)."""
     supervisor = os.environ.get("HONED_SUPERVISOR_PID", "")
     return supervisor.isdigit() and os.getppid() != int(supervisor)
+
+
+WORKER_LOCK = "worker.lock"
+
+
+class WorkerAlreadyRunning(SystemExit):
+    """A second worker started on purpose on one HONED_HOME: it would race the first for jobs and cores."""
+
+
+def hold_worker_lock(home: Path) -> IO[str]:
+    """One worker per HONED_HOME: an exclusive lock on HONED_HOME/worker.lock, held while the returned file is
+    open (the kernel drops it when the process dies, however it dies).
+
+    A worker started by `honed serve` waits for the lock: after a daemon is killed, its orphaned worker needs up to a
+    second to notice and exit, and until then the next daemon's worker must not take a job (the job the orphan was
+    running has been requeued; the orphan, seeing that, stops at its step's end). A worker started on its own
+    (systemd, launchd, a terminal) has no orphan to wait for, so another holding the lock is a mistake to report."""
+    handle = open(home / WORKER_LOCK, "a+")
+    waiting = False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            if not os.environ.get("HONED_SUPERVISOR_PID"):
+                handle.close()
+                raise WorkerAlreadyRunning(f"another honed worker (pid {holder}) is running on {home}; stop it "
+                                           "first (one worker per HONED_HOME)") from None
+            if not waiting:
+                log.warning("waiting for the previous worker (pid %s) to exit before taking jobs", holder)
+                waiting = True
+            time.sleep(0.1)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def claim(store: Store, job_id: str, message: str) -> JobRow | None:

@@ -25,7 +25,15 @@ from honed.engines.base import StopRule, TrainCallbacks, TrainConfig
 from honed.errors import HonedError, IllegalTransition
 from honed.jobs.busy import BusyGate
 from honed.jobs.job_evaluation import JobEvaluation, JobStopped, record_validation
-from honed.jobs.lifecycle import announce_shutdown, claim, fail, keep_queue, requeue_running, supervisor_gone
+from honed.jobs.lifecycle import (
+    announce_shutdown,
+    claim,
+    fail,
+    hold_worker_lock,
+    keep_queue,
+    requeue_running,
+    supervisor_gone,
+)
 from honed.jobs.queue import JobQueue
 from honed.jobs.spec import FineTuneSpec, fine_tuned_model_name
 from honed.jobs.store import CheckpointRow, Store
@@ -273,6 +281,8 @@ def worker_main(settings: Settings | None = None) -> None:
     lower_priority(settings.worker_nice)
     limit_memory(settings.worker_memory_bytes)
     exit_with_supervisor()
+    settings.ensure_dirs()
+    worker_lock = hold_worker_lock(settings.home)
     store = Store(settings.db_path)
 
     def run_job(job_id: str) -> None:
@@ -312,3 +322,4 @@ def worker_main(settings: Settings | None = None) -> None:
     for job_id in stopped:  # the next worker finds it on the queue (a restarted `honed serve` would requeue it too)
         queue.enqueue(job_id)
     announce_shutdown(store, stopped)
+    worker_lock.close()
