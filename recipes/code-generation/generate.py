@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 SEED = 8402
-SIZES = {"train": 250, "validation": 30, "test": 200}
+SIZES = {"train": 192, "validation": 30, "test": 200}
 SYSTEM = "You write Python functions. Reply with the code only, in one ```python block."
 TESTS_PER_TASK = 4
 

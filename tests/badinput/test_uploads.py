@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import io
 import json
 import socket
@@ -279,6 +280,7 @@ def test_a_file_name_never_leaves_the_store(api, stored, sent, kept):
     assert stored_file["filename"] == kept
     row = next(f for f in store_snapshot(home)["files"] if f[0] == stored_file["id"])
     assert (home / row[5]).resolve().parent == (home / "files").resolve()  # the blob is named by its hash
+    assert Path(row[5]).name == row[4] == hashlib.sha256(GOOD).hexdigest()
     content = api.get(f"/v1/files/{stored_file['id']}/content")
     assert content.status_code == 200 and content.content == GOOD
     assert content.headers["content-disposition"].startswith('attachment; filename="')
