@@ -13,6 +13,7 @@ import msgspec
 
 from hone.types import FineTuneCreate, HonedOptions, Hyperparameters
 from honed.errors import InvalidRequest
+from honed.planning.defaults import check_gradient_accumulation
 
 BASE_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
 SUFFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -170,11 +171,8 @@ def resolve_spec(request: FineTuneCreate, model_name: str, training_examples: in
     options = request.honed or HonedOptions()
     n_epochs = 3 if hyper.n_epochs == "auto" else hyper.n_epochs
     batch_size = max(1, min(8, training_examples)) if hyper.batch_size == "auto" else hyper.batch_size
-    if options.gradient_accumulation is not None and options.gradient_accumulation > batch_size:
-        # refused now, not when the worker plans the job minutes later (planning/defaults.py keeps the same rule)
-        raise InvalidRequest(f"honed.gradient_accumulation ({options.gradient_accumulation}) cannot exceed the batch "
-                             f"size ({batch_size}{', chosen from the training file' if hyper.batch_size == 'auto' else ''}):"
-                             " each micro-batch needs at least one example", param="honed.gradient_accumulation")
+    if options.gradient_accumulation is not None:  # refused now, not when the worker plans the job minutes later
+        check_gradient_accumulation(options.gradient_accumulation, batch_size, batch_chosen=hyper.batch_size == "auto")
     multiplier = 1.0 if hyper.learning_rate_multiplier == "auto" else hyper.learning_rate_multiplier
     # an adapter left to honed is LoRA or QLoRA (never full), which share a learning rate
     learning_rate = options.learning_rate or BASE_LEARNING_RATE[options.adapter or "lora"] * float(multiplier)

@@ -44,6 +44,16 @@ class Plan(msgspec.Struct, frozen=True):
     budget_bytes: int
 
 
+def check_gradient_accumulation(accumulation: int, batch_size: int, batch_chosen: bool = False) -> None:
+    """Each micro-batch needs at least one example. Checked when a job is created (jobs/spec.py) and again when
+    it is planned, for specs stored before the first check existed."""
+    if accumulation > batch_size:
+        chosen = ", chosen from the training file" if batch_chosen else ""
+        raise InvalidRequest(f"honed.gradient_accumulation ({accumulation}) cannot exceed the batch size "
+                             f"({batch_size}{chosen}): each micro-batch needs at least one example",
+                             param="honed.gradient_accumulation")
+
+
 def plan_options(options: HonedOptions, *, hardware: Hardware, shape: ModelShape, lengths: list[int],
                  batch_size: int) -> Plan:
     """Fill the unset options of a job. Raises InvalidRequest when what was asked cannot work here."""
@@ -112,9 +122,8 @@ def plan_options(options: HonedOptions, *, hardware: Hardware, shape: ModelShape
         reason = (f"1: a batch of {batch_size} x {seq_len} tokens fits in memory" if accumulation == 1 else
                   f"{accumulation}: micro-batches of {micro} keep activations within {_gb(budget)}")
         choices.append(PlanChoice("gradient_accumulation", accumulation, reason))
-    elif accumulation > batch_size:
-        raise InvalidRequest(f"honed.gradient_accumulation ({accumulation}) cannot exceed the batch size "
-                             f"({batch_size})", param="honed.gradient_accumulation")
+    else:
+        check_gradient_accumulation(accumulation, batch_size)
     micro = math.ceil(batch_size / accumulation)
     if checkpointing is None:
         checkpointing = needs(micro, False) > budget
