@@ -31,9 +31,9 @@ from honed.api.files import FilesController
 from honed.api.fine_tuning import FineTuningController
 from honed.api.health import healthz
 from honed.api.metrics import metrics, timed
-from honed.api.planning import ROUTES as PLANNING_ROUTES
-from honed.api.origin import check_origin
 from honed.api.models import list_models, retrieve_model
+from honed.api.origin import check_origin
+from honed.api.planning import ROUTES as PLANNING_ROUTES
 from honed.api.preferences import ROUTES as PREFERENCE_ROUTES
 from honed.api.recipes import ROUTES as RECIPE_ROUTES
 from honed.api.reports import job_report
@@ -49,7 +49,8 @@ ERROR_RESPONSES = {
     status: ResponseSpec(ErrorResponse, generate_examples=False, description=description)
     for status, description in ((400, "The request is invalid; the message says what to fix"),
                                 (401, "Missing or wrong API key"),
-                                (403, "A web page of another origin, or a request addressed to a foreign host"), (404, "No such resource (or endpoint)"),
+                                (403, "A web page of another origin, or a request addressed to a foreign host"),
+                                (404, "No such resource (or endpoint)"),
                                 (409, "The resource's state forbids this"), (413, "The body is over the upload limit"))
 }
 """What every operation may answer besides its success: OpenAI's error shape (Litestar would document its own)."""

@@ -34,7 +34,8 @@ def check_origin(request: Request, settings: Settings) -> None:
     origin = request.headers.get("origin")
     if origin is None:
         return
-    own = urlsplit(origin).netloc == host and urlsplit(origin).scheme in ("http", "https")
+    page = urlsplit(origin)
+    own = page.netloc == host and page.scheme in ("http", "https")
     if not own and origin not in settings.cors_origins:
         raise Forbidden(f"requests from web pages of other origins are refused (this one came from '{origin}'); "
                         "to let that page call honed, start the daemon with HONED_CORS_ORIGINS="

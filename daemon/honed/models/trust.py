@@ -44,29 +44,31 @@ class UntrustedModel(InvalidRequest):
     """A model directory that would run code when loaded, on a daemon not started to allow it."""
 
 
-def _auto_map(path: Path) -> dict:
+def _config(path: Path) -> dict:
     try:
-        return json.loads(path.read_text()).get("auto_map") or {}
-    except (OSError, ValueError, AttributeError):  # absent or unreadable: transformers will say so when loading
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):  # absent or unreadable: transformers will say so when loading
         return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _auto_map(config: dict) -> dict:
+    auto_map = config.get("auto_map")
+    return auto_map if isinstance(auto_map, dict) else {}
 
 
 def _needs_own_code(directory: Path) -> list[str]:
     """The Python files a directory's configs point transformers at ("custom.CustomModel" -> custom.py)."""
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
+    config = _config(directory / "config.json")
+    tokenizer_code = _auto_map(_config(directory / "tokenizer_config.json"))
     references: set[str] = set()
-    for config in ("config.json", "tokenizer_config.json"):
-        for value in _auto_map(directory / config).values():
-            references.update(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str))
+    for value in (*_auto_map(config).values(), *tokenizer_code.values()):
+        references.update(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str))
     if not references:
         return []
-    try:
-        model_type = json.loads((directory / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        model_type = None
-    tokenizer_code = _auto_map(directory / "tokenizer_config.json")
-    if model_type in CONFIG_MAPPING and not tokenizer_code:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if config.get("model_type") in CONFIG_MAPPING and not tokenizer_code:
         return []  # transformers has this architecture built in and uses it when remote code is not trusted
     return sorted({reference.split("--")[-1].split(".")[0] + ".py" for reference in references})
 
