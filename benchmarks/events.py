@@ -22,13 +22,11 @@ import httpx
 from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 
+from stats import percentile  # benchmarks/stats.py: scripts run from this folder
+
 RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_P95_S = 0.100
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def follow(base_url: str, job_id: str) -> list[tuple[str, float]]:

@@ -30,14 +30,12 @@ import httpx
 from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 
+from stats import percentile  # benchmarks/stats.py: scripts run from this folder
+
 RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_DROP = 0.30
 PROMPTS = ["What is the capital of France?", "Say hello.", "Name a colour.", "What is 2 + 2?", "Give me a word."]
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
 def throughput(metrics: list[dict], start: float, end: float) -> float | None:

@@ -26,13 +26,11 @@ import torch
 from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 
+from stats import percentile  # benchmarks/stats.py: scripts run from this folder
+
 PROMPT = [{"role": "user", "content": "Write a short paragraph about the sea."}]
 RESULTS = Path(__file__).resolve().parent / "results"
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def baseline(model_dir: Path, tokens: int, runs: int) -> dict[str, float]:
