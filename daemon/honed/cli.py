@@ -16,6 +16,7 @@ from honed.config import Settings, load_settings
 from honed.errors import HonedError
 from honed.jobs.lifecycle import WORKER_DEATHS_ALLOWED, announce_shutdown, requeue_running, worker_died
 from honed.jobs.store import Store
+from honed.native_runtime import apply_openmp, reexec_worker_if_needed, runtime_environment
 
 log = logging.getLogger("honed")
 
@@ -28,7 +29,7 @@ def _settings(home: str | None, host: str | None, port: int | None, redis: str |
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+    env = runtime_environment(os.environ, worker=True)  # spawned ready: its allocator preloaded
     env.update({"HONED_HOME": str(settings.home), "HONED_HOST": settings.host, "HONED_PORT": str(settings.port),
                 "HONED_SUPERVISOR_PID": str(os.getpid())})
     if settings.redis_url:
@@ -102,19 +103,19 @@ class WorkerSupervisor:
 
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """honed: a local fine-tuning daemon."""
     # Loaders' tqdm bars only clutter the daemon's and worker's logs. transformers and huggingface_hub read
     # this when they are first imported, so setting it here costs nothing (importing transformers would).
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    # OpenMP threads that spin while they wait are quick on an idle machine and ruinous on a busy one: with
-    # another program on the 2 cores here, one batch-of-8 forward pass of SmolLM2 took 3.7 s spinning and
-    # 0.29 s with passive waiting. honed works beside the person's own programs, so its threads sleep instead.
-    # (libgomp reads this when torch loads it, which is after this line in every honed process and child.)
-    # The price on an idle machine: a tiny-model training step 81 -> 113 ms. HONED_OMP_WAIT_POLICY=default
-    # keeps OpenMP's own behaviour, for machines that do nothing else (the test suite, a dedicated box).
-    if os.environ.get("HONED_OMP_WAIT_POLICY", "passive").lower() != "default":
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # How OpenMP threads wait (native_runtime.py): libgomp reads it when torch loads it, after this line in every
+    # honed process and child.
+    try:
+        apply_openmp(os.environ, worker=ctx.invoked_subcommand == "worker")
+        runtime_environment(os.environ, worker=True)  # a bad HONED_ALLOCATOR stops here, not at the worker's spawn
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -193,6 +194,10 @@ def worker(home: str | None, redis: str | None) -> None:
     # SIGINT is how a stop is asked for; a worker started from a background shell inherits it ignored, and a
     # stop sent while it is still importing torch would then be lost until the supervisor gave up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        reexec_worker_if_needed()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     from honed.jobs.worker import worker_main
 
     worker_main(_settings(home, None, None, redis))

@@ -6,10 +6,27 @@ import os
 import subprocess
 import sys
 
+import time
+from pathlib import Path
+
 import httpx
 import psutil
+import pytest
 
 from hone.local_daemon import LocalDaemon, free_port
+from honed.native_runtime import WORKER_SPIN_COUNT, jemalloc_library
+
+
+def _worker(daemon: LocalDaemon) -> psutil.Process:
+    return next(p for p in psutil.Process(daemon.process.pid).children(recursive=True) if "worker" in p.cmdline())
+
+
+def _on_jemalloc(pid: int) -> bool:
+    return "libjemalloc" in Path(f"/proc/{pid}/maps").read_text()
+
+
+needs_jemalloc = pytest.mark.skipif(jemalloc_library() is None, reason="libjemalloc is not installed "
+                                    "(apt install libjemalloc2; .ci/run installs it)")
 
 
 def test_the_worker_runs_at_low_os_priority(daemon):
@@ -18,6 +35,52 @@ def test_the_worker_runs_at_low_os_priority(daemon):
     assert len(workers) == 1
     assert workers[0].nice() >= 10
     assert psutil.Process(daemon.process.pid).nice() < workers[0].nice()  # the API stays responsive
+
+
+@needs_jemalloc
+def test_the_worker_runs_on_jemalloc_and_spins_briefly_while_waiting(daemon):
+    worker = _worker(daemon)
+    assert _on_jemalloc(worker.pid)
+    assert not _on_jemalloc(daemon.process.pid)  # the API keeps the system allocator
+    env = worker.environ()
+    assert env["GOMP_SPINCOUNT"] == WORKER_SPIN_COUNT and "OMP_WAIT_POLICY" not in env
+
+
+def test_the_worker_can_keep_the_system_allocator_and_sleep_while_waiting(honed_home):
+    daemon = LocalDaemon(honed_home, free_port(), env={"HONED_ALLOCATOR": "system",
+                                                      "HONED_OMP_WAIT_POLICY": "passive"}).start()
+    try:
+        worker = _worker(daemon)
+        assert not _on_jemalloc(worker.pid)
+        env = worker.environ()
+        assert env["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in env
+    finally:
+        daemon.stop()
+
+
+@needs_jemalloc
+def test_a_worker_started_by_hand_starts_itself_again_on_jemalloc(honed_home):
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "HONED_SUPERVISOR_PID")}
+    worker = subprocess.Popen([sys.executable, "-m", "honed", "worker", "--home", str(honed_home)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _on_jemalloc(worker.pid):  # the same process, after its exec
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        assert psutil.Process(worker.pid).environ()["GOMP_SPINCOUNT"] == WORKER_SPIN_COUNT
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+@pytest.mark.parametrize("variable", ["HONED_ALLOCATOR", "HONED_OMP_WAIT_POLICY"])
+def test_an_unknown_runtime_choice_stops_serve_with_one_line(honed_home, variable):
+    result = subprocess.run([sys.executable, "-m", "honed", "serve", "--port", str(free_port()), "--home",
+                             str(honed_home)], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, variable: "fastest"})
+    assert result.returncode != 0
+    assert f"{variable}='fastest' is not one of" in result.stderr.strip().splitlines()[-1]
 
 
 def test_a_worker_does_not_outlive_a_killed_daemon(daemon):

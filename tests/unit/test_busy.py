@@ -6,7 +6,8 @@ import subprocess
 import sys
 import time
 
-from honed.jobs.busy import BusyGate, OtherLoad
+from honed.jobs.busy import BusyGate
+from honed.observability.cpu_load import OtherLoad
 
 
 def test_other_programs_count_and_our_own_work_does_not():

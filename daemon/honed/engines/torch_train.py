@@ -9,7 +9,6 @@ loss only where it counts: hidden states of assistant positions go through the o
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,11 @@ from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
 from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, checkpoint_directory, early_stopper,
                                     finish_run, labelled_count, lr_factor, micro_batches, out_of_time,
                                     step_stream)
+from honed.engines.torch_threads import ThreadGovernor
 from honed.errors import HonedError
 from honed.models.trust import model_load_options, tokenizer_load_options
 from honed.observability.memory import peak_bytes, resident_bytes
+from honed.planning.hardware import cpu_cores
 
 STATE_FILE = "trainer_state.pt"
 QLORA_NEEDS_MLX = ("QLoRA (LoRA on a 4-bit base) runs on the MLX engine: set honed.engine to 'mlx' (Apple Silicon, "
@@ -210,9 +211,11 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
           callbacks: TrainCallbacks) -> TrainResult:
     """Run (or resume) one fine-tuning run; returns when done, stopped, or raises on failure."""
     torch.manual_seed(config.seed)
-    if hasattr(os, "sched_getaffinity"):
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     device = pick_device(config.device)
+    # created before the model loads, so its first window (the load: our own work, not counted) is ready by step 1
+    governor = ThreadGovernor(callbacks.event) if device.type == "cpu" else None
+    if governor is None:
+        torch.set_num_threads(cpu_cores())
     model, tokenizer = load_for_training(config, device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if config.packing:
@@ -289,6 +292,8 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
         if reason:
             stopped = reason
             break
+        if governor is not None:
+            governor.adjust()
         # micro-batches weighted by their share of labelled tokens: the same update as one big batch
         total_labelled = max(1, sum(label_counts[i] for i in indices))
         value, correct, labelled, tokens = 0.0, 0, 0, 0

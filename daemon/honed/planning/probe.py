@@ -23,6 +23,7 @@ import msgspec
 from hone.types import EstimateProbe
 from honed.errors import HonedError
 from honed.models.trust import model_load_options
+from honed.native_runtime import runtime_environment, worker_allocator
 from honed.observability.memory import release_freed, reset_peak
 
 TIMED_STEPS = 2
@@ -50,7 +51,7 @@ class ProbeShape(msgspec.Struct, frozen=True):
         import torch
 
         machine = [platform.node(), platform.machine(), platform.processor(), os.cpu_count(), torch.__version__,
-                   torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""]
+                   torch.cuda.get_device_name(0) if torch.cuda.is_available() else "", worker_allocator(os.environ)]
         key = [PROBE_VERSION, machine, msgspec.to_builtins(self)]
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -182,7 +183,8 @@ def probe(shape: ProbeShape, cache_dir: Path, nice: int = 0, timeout: float = 60
     if in_process:
         _keep(cache, measure(shape))
         return msgspec.convert(json.loads(cache.read_text()), EstimateProbe)
-    env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    # measured as the worker will run the job: its allocator and OpenMP waiting
+    env = {**runtime_environment(os.environ, worker=True), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     try:
         done = subprocess.run([sys.executable, "-m", "honed.planning.probe"], input=msgspec.json.encode(shape),
                               capture_output=True, timeout=timeout, env=env,
