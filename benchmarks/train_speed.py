@@ -145,7 +145,7 @@ def peak_rss() -> int:
 
 # ---- the arms (each runs in its own process: --arm NAME) ----------------------------------------------------
 
-def arm_honed(model_dir: Path, steps: int, max_len: int) -> dict:
+def arm_honed(model_dir: Path, steps: int, max_len: int, score_held_out: bool = True) -> dict:
     from hone import Client
     from hone.local_daemon import LocalDaemon, free_port
 
@@ -165,8 +165,9 @@ def arm_honed(model_dir: Path, steps: int, max_len: int) -> dict:
                 job = client.fine_tuning.jobs.wait(job.id, poll=1.0, timeout=3600)
                 if job.status != "succeeded":
                     raise SystemExit(f"honed job {job.id} {job.status}: {job.error}")
-                events = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=1000).data
-                          if e.kind == "metrics" and "train_loss" in (e.data or {})]
+                listed = client.fine_tuning.jobs.list_events(job.id, limit=1000).data
+                events = [e for e in listed if e.kind == "metrics" and "train_loss" in (e.data or {})]
+                threads = [e.data for e in listed if (e.data or {}).get("kind") == "threads"]  # torch_threads.py
                 output = home / job.honed["result"]["output_path"]
         finally:
             daemon.stop()
@@ -174,15 +175,17 @@ def arm_honed(model_dir: Path, steps: int, max_len: int) -> dict:
         ends = [e.data["elapsed_s"] for e in events]
         trained = [e.data["trained_tokens"] for e in events]
         tokens = [trained[0]] + [b - a for a, b in zip(trained, trained[1:])]
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        held_out = None
+        if score_held_out:
+            from peft import PeftModel
+            from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), output)
-        held_out = held_out_losses(model, tokenizer, chats("validation")[:HELD_OUT], max_len)
+            tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), output)
+            held_out = held_out_losses(model, tokenizer, chats("validation")[:HELD_OUT], max_len)
     return {"tokens_per_second": steady_rate(ends, tokens), "losses": [e.data["train_loss"] for e in events],
             "held_out": held_out, "peak_rss": max(e.data["memory_peak"] for e in events),
-            "steps": len(events), "tokens": sum(tokens)}
+            "steps": len(events), "tokens": sum(tokens), "thread_changes": threads}
 
 
 def arm_hf(model_dir: Path, steps: int, max_len: int) -> dict:

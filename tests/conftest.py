@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 
-# The daemons the tests start keep honed's passive OpenMP waiting: two test processes run at once (pyproject's
-# -n 2), and threads that spin while they wait would take the cores from the other process's daemon. Run alone
-# (-n 0) on an idle machine, HONED_OMP_WAIT_POLICY=default is faster (~40 % a tiny-model step).
+# The daemons the tests start run as a user's does (HONED_OMP_WAIT_POLICY=auto): two test processes run at once
+# (pyproject's -n 2), and a worker that finds the other process's work on the cores trains on the core left free.
 # A test's daemon is stopped at teardown whatever its worker is doing; a tiny-model step ends in well under a
 # second, so a graceful stop that takes longer is a worker deep in loading or evaluating: not worth waiting for.
 os.environ.setdefault("HONED_STOP_TIMEOUT_S", "5")

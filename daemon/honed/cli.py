@@ -194,10 +194,7 @@ def worker(home: str | None, redis: str | None) -> None:
     # SIGINT is how a stop is asked for; a worker started from a background shell inherits it ignored, and a
     # stop sent while it is still importing torch would then be lost until the supervisor gave up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        reexec_worker_if_needed()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    reexec_worker_if_needed()  # its settings were checked in main()
     from honed.jobs.worker import worker_main
 
     worker_main(_settings(home, None, None, redis))

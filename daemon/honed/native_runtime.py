@@ -6,8 +6,9 @@ busy program on the 2 cores here, SmolLM2 trained at 4.4 tokens/s with OpenMP's 
 short spin and 97.6 sleeping (passive); idle, passive costs 15-25 % against spinning. So the worker spins briefly
 (GOMP_SPINCOUNT below: as fast as the default when idle) and trains only on the cores other programs leave free
 (engines/torch_threads.py), where no spinning thread shares a core; every other process (the API answering
-chats, the CLI) sleeps. HONED_OMP_WAIT_POLICY=passive makes the worker sleep too; =default leaves OpenMP's
-variables (OMP_WAIT_POLICY, GOMP_SPINCOUNT) to the person.
+chats, the CLI) sleeps. Elsewhere (macOS: LLVM's OpenMP, not measured) the worker sleeps too.
+HONED_OMP_WAIT_POLICY=passive makes the worker sleep everywhere; =default leaves OpenMP's variables
+(OMP_WAIT_POLICY, GOMP_SPINCOUNT) to the person.
 
 The worker preloads jemalloc where it is installed: glibc's malloc keeps the freed activations of one training
 step in pieces the next step cannot reuse, and the peak resident memory of SmolLM2 LoRA training was 4.1 GB
@@ -38,7 +39,7 @@ def runtime_environment(environ: Mapping[str, str], worker: bool) -> dict[str, s
     if policy != "default":
         for name in OPENMP_VARIABLES:
             env.pop(name, None)
-        if policy == "auto" and worker:
+        if policy == "auto" and worker and sys.platform.startswith("linux"):  # libgomp's variable, measured there
             env["GOMP_SPINCOUNT"] = WORKER_SPIN_COUNT
         else:
             env["OMP_WAIT_POLICY"] = "PASSIVE"

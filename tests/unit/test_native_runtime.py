@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from honed.native_runtime import WORKER_SPIN_COUNT, jemalloc_library, runtime_environment, worker_allocator
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the short spin is libgomp's (Linux)")
 def test_the_worker_spins_briefly_and_every_other_process_sleeps():
     worker = runtime_environment({"OMP_WAIT_POLICY": "PASSIVE"}, worker=True)  # inherited from `honed serve`
     assert worker["GOMP_SPINCOUNT"] == WORKER_SPIN_COUNT and "OMP_WAIT_POLICY" not in worker
