@@ -7,7 +7,7 @@ an idle machine and beside one busy program: a pure-Python loop at normal priori
 build or a browser tab would. The busy program's speed is its loop rate over the whole job against the same loop
 run alone first, so "1.00" means honed took nothing from it.
 
-    .venv/bin/python benchmarks/cpu_sharing.py [--steps 8] [--model smollm2|tiny]
+    .venv/bin/python benchmarks/cpu_sharing.py [--steps 8] [--model smollm2|tiny] [--scenarios idle,busy] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -75,26 +75,32 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--max-len", type=int, default=256)
     parser.add_argument("--model", choices=["smollm2", "tiny"], default="smollm2")
+    parser.add_argument("--scenarios", default="idle,busy", help="idle, busy or both")
+    parser.add_argument("--rounds", type=int, default=1, help="each arm this many times, interleaved (this "
+                        "shared host's speed drifts by 10 %% over minutes)")
     parser.add_argument("--out", default=str(RESULTS / "cpu_sharing.json"))
     args = parser.parse_args()
     model_dir = model_dirs([args.model])[args.model]
-    alone = busy_alone(20.0)
-    print(f"busy program alone: {alone / 1e6:.2f} M loops/s", flush=True)
+    scenarios = [name == "busy" for name in args.scenarios.split(",")]
+    alone = busy_alone(20.0) if True in scenarios else None
+    if alone is not None:
+        print(f"busy program alone: {alone / 1e6:.2f} M loops/s", flush=True)
     rows = []
-    for beside_busy in (False, True):
-        for policy in ("passive", "auto"):
-            print(f"{policy}, {'beside a busy program' if beside_busy else 'idle machine'} ...", flush=True)
-            row = run(policy, beside_busy, model_dir, args.steps, args.max_len)
-            if beside_busy:
-                row["busy_speed"] = row["busy_rate"] / alone
-            rows.append(row)
-            busy = f", busy program at {row['busy_speed']:.2f}x its speed alone" if beside_busy else ""
-            print(f"  {row['tokens_per_second']:.1f} tokens/s{busy}", flush=True)
-    for beside_busy in (False, True):
-        passive, auto = (next(r for r in rows if r["policy"] == p and r["beside_busy"] == beside_busy)
+    for beside_busy in scenarios:
+        for _ in range(args.rounds):
+            for policy in ("passive", "auto"):
+                print(f"{policy}, {'beside a busy program' if beside_busy else 'idle machine'} ...", flush=True)
+                row = run(policy, beside_busy, model_dir, args.steps, args.max_len)
+                if beside_busy:
+                    row["busy_speed"] = row["busy_rate"] / alone
+                rows.append(row)
+                busy = f", busy program at {row['busy_speed']:.2f}x its speed alone" if beside_busy else ""
+                print(f"  {row['tokens_per_second']:.1f} tokens/s{busy}", flush=True)
+    for beside_busy in scenarios:
+        passive, auto = ([r["tokens_per_second"] for r in rows if r["policy"] == p and r["beside_busy"] == beside_busy]
                          for p in ("passive", "auto"))
         print(f"{'beside a busy program' if beside_busy else 'idle machine'}: auto/passive "
-              f"{auto['tokens_per_second'] / passive['tokens_per_second']:.2f}x tokens/s")
+              f"{sum(auto) / sum(passive):.2f}x tokens/s over {len(auto)} round(s)")
     out = Path(args.out)
     out.write_text(json.dumps({"machine": machine(), "model": args.model, "steps": args.steps,
                                "busy_alone_rate": alone, "rows": rows}, indent=2) + "\n")

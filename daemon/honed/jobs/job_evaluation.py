@@ -153,7 +153,18 @@ class JobEvaluation:
         kind = "guard suite" if guard else "suite"
         self.store.append_event(self.job_id, "log", f"Evaluating {label} on {kind} '{suite.name}' "
                                 f"({len(suite.cases)} cases)", {"phase": phase, "suite": suite.name})
-        run = run_suite(model, tokenizer, suite, lambda done, total: self._check_stop(phase))
+        # answers are decoded on the cores other programs leave free, as training steps are (imported here: the
+        # API imports this module for a constant and must not load torch for it)
+        from honed.engines.torch_threads import ThreadGovernor
+
+        governor = ThreadGovernor(lambda type_, message, data: self.store.append_event(self.job_id, type_, message,
+                                                                                      data))
+
+        def progress(done: int, total: int) -> None:
+            governor.adjust()
+            self._check_stop(phase)
+
+        run = run_suite(model, tokenizer, suite, progress)
         data: dict[str, Any] = {"phase": phase, "suite": suite.name, "metrics": metrics_payload(run),
                                 "run": msgspec.to_builtins(run)}
         if guard:
