@@ -41,13 +41,20 @@ def resident_bytes() -> int:
         return peak_bytes()
 
 
+JEMALLOC_ALL_ARENAS = 4096
+"""MALLCTL_ARENAS_ALL: an arena index that names every arena."""
+
+
 def release_freed() -> None:
-    """Give memory this process freed back to the OS (glibc keeps it for reuse otherwise), so what it then
-    measures, or what a later job's peak counts, is not inflated by what earlier work left behind."""
+    """Give memory this process freed back to the OS (the allocator keeps it for reuse otherwise), so what it
+    then measures, or what a later job's peak counts, is not inflated by what earlier work left behind."""
     import ctypes
     import gc
 
     gc.collect()
+    this_process = ctypes.CDLL(None)
+    if hasattr(this_process, "mallctl"):  # jemalloc (the worker's, native_runtime.py): purge every arena
+        this_process.mallctl(f"arena.{JEMALLOC_ALL_ARENAS}.purge".encode(), None, None, None, ctypes.c_size_t(0))
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS): nothing to trim this way
