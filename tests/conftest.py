@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 
-# The daemons the tests start run as a user's does (HONED_OMP_WAIT_POLICY=auto): two test processes run at once
-# (pyproject's -n 2), and a worker that finds the other process's work on the cores trains on the core left free.
+# The daemons the tests start keep passive OpenMP waiting in the worker too: two test processes run at once
+# (pyproject's -n 2) and start a daemon every few seconds, so each worker's cores are taken and freed faster than
+# its thread count follows (it re-decides between steps), and a spinning thread on a taken core costs much more
+# than sleeping saves (the suite took 25.8 min with `auto`; 17.5 with passive before it). tests/integration/
+# test_daemon_process.py checks `auto` itself.
+os.environ.setdefault("HONED_OMP_WAIT_POLICY", "passive")
 # A test's daemon is stopped at teardown whatever its worker is doing; a tiny-model step ends in well under a
 # second, so a graceful stop that takes longer is a worker deep in loading or evaluating: not worth waiting for.
 os.environ.setdefault("HONED_STOP_TIMEOUT_S", "5")

@@ -202,11 +202,17 @@ def test_a_daemons_worker_takes_no_job_while_a_previous_worker_still_holds_the_h
 
 def test_a_second_worker_on_one_home_refuses_and_names_the_first(daemon):
     """`honed worker` started by hand beside a running daemon's worker would race it for jobs and cores."""
+    first = worker_process(daemon).pid
+    deadline = time.monotonic() + 60
+    lock = daemon.home / "worker.lock"
+    while not lock.is_file() or lock.read_text().strip() != str(first):  # it has taken the home's lock
+        assert time.monotonic() < deadline, "the daemon's worker never took its home's lock"
+        time.sleep(0.1)
     env = {k: v for k, v in os.environ.items() if k != "HONED_SUPERVISOR_PID"}
     result = subprocess.run([sys.executable, "-m", "honed", "worker"], env={**env, "HONED_HOME": str(daemon.home)},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert f"another honed worker (pid {worker_process(daemon).pid}) is running on {daemon.home}" in result.stderr
+    assert f"another honed worker (pid {first}) is running on {daemon.home}" in result.stderr
     assert "Traceback" not in result.stderr
 
 

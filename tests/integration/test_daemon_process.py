@@ -38,12 +38,16 @@ def test_the_worker_runs_at_low_os_priority(daemon):
 
 
 @needs_jemalloc
-def test_the_worker_runs_on_jemalloc_and_spins_briefly_while_waiting(daemon):
-    worker = _worker(daemon)
-    assert _on_jemalloc(worker.pid)
-    assert not _on_jemalloc(daemon.process.pid)  # the API keeps the system allocator
-    env = worker.environ()
-    assert env["GOMP_SPINCOUNT"] == WORKER_SPIN_COUNT and "OMP_WAIT_POLICY" not in env
+def test_the_worker_runs_on_jemalloc_and_spins_briefly_while_waiting(honed_home):
+    daemon = LocalDaemon(honed_home, free_port(), env={"HONED_OMP_WAIT_POLICY": "auto"}).start()  # the default
+    try:
+        worker = _worker(daemon)
+        assert _on_jemalloc(worker.pid)
+        assert not _on_jemalloc(daemon.process.pid)  # the API keeps the system allocator
+        env = worker.environ()
+        assert env["GOMP_SPINCOUNT"] == WORKER_SPIN_COUNT and "OMP_WAIT_POLICY" not in env
+    finally:
+        daemon.stop()
 
 
 def test_the_worker_can_keep_the_system_allocator_and_sleep_while_waiting(honed_home):
@@ -61,6 +65,7 @@ def test_the_worker_can_keep_the_system_allocator_and_sleep_while_waiting(honed_
 @needs_jemalloc
 def test_a_worker_started_by_hand_starts_itself_again_on_jemalloc(honed_home):
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "HONED_SUPERVISOR_PID")}
+    env["HONED_OMP_WAIT_POLICY"] = "auto"
     worker = subprocess.Popen([sys.executable, "-m", "honed", "worker", "--home", str(honed_home)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -25,17 +25,19 @@ def test_fewer_threads_at_once_more_only_after_two_quiet_windows():
     events = []
     before = torch.get_num_threads()
     try:
-        governor = ThreadGovernor(lambda *e: events.append(e), cores=2, sample=lambda: next(readings),
-                                  machine_cores=2, window_s=0.0)
+        governor = ThreadGovernor(cores=2, sample=lambda: next(readings), machine_cores=2, window_s=0.0)
+        def tell(*e):
+            events.append(e)
+
         assert torch.get_num_threads() == 2
-        assert governor.adjust() == 1  # taken: at once
-        assert governor.adjust() == 1  # one free window: maybe a pause between bursts
-        assert governor.adjust() == 1  # taken again: the rise starts over
-        assert governor.adjust() == 1
-        assert governor.adjust() == 2  # two free windows in a row
+        assert governor.adjust(tell) == 1  # taken: at once
+        assert governor.adjust(tell) == 1  # one free window: maybe a pause between bursts
+        assert governor.adjust(tell) == 1  # taken again: the rise starts over
+        assert governor.adjust(tell) == 1
+        assert governor.adjust(tell) == 2  # two free windows in a row
         assert torch.get_num_threads() == 2
         assert [e[2]["threads"] for e in events] == [1, 2]
-        assert events[0][1] == "Other programs use 1.0 of 2 cores: training on 1 thread"
+        assert events[0][1] == "Other programs use 1.0 of 2 cores: working on 1 thread"
     finally:
         torch.set_num_threads(before)
 
@@ -45,9 +47,9 @@ def test_busy_programs_on_every_core_leave_training_one_thread():
     events = []
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores())]
     try:
-        governor = ThreadGovernor(lambda *e: events.append(e), window_s=1.0)
+        governor = ThreadGovernor(window_s=1.0)
         time.sleep(1.5)
-        assert governor.adjust() == 1 == torch.get_num_threads()
+        assert governor.adjust(lambda *e: events.append(e)) == 1 == torch.get_num_threads()
         assert events and events[0][2]["other_cores"] >= cpu_cores() - 0.9
     finally:
         for hog in hogs:

@@ -21,7 +21,7 @@ from honed.engines.base import TrainCallbacks, TrainConfig, TrainResult
 from honed.engines.schedule import (PAD_MULTIPLE, StepReport, at_step_end, checkpoint_directory, early_stopper,
                                     finish_run, labelled_count, lr_factor, micro_batches, out_of_time,
                                     step_stream)
-from honed.engines.torch_threads import ThreadGovernor
+from honed.engines.torch_threads import process_governor
 from honed.errors import HonedError
 from honed.models.trust import model_load_options, tokenizer_load_options
 from honed.observability.memory import peak_bytes, resident_bytes
@@ -212,8 +212,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
     """Run (or resume) one fine-tuning run; returns when done, stopped, or raises on failure."""
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
-    # created before the model loads, so its first window (the load: our own work, not counted) is ready by step 1
-    governor = ThreadGovernor(callbacks.event) if device.type == "cpu" else None
+    governor = process_governor() if device.type == "cpu" else None
     if governor is None:
         torch.set_num_threads(cpu_cores())
     model, tokenizer = load_for_training(config, device)
@@ -293,7 +292,7 @@ def train(config: TrainConfig, train_set: list[TokenizedExample], valid_set: lis
             stopped = reason
             break
         if governor is not None:
-            governor.adjust()
+            governor.adjust(callbacks.event)
         # micro-batches weighted by their share of labelled tokens: the same update as one big batch
         total_labelled = max(1, sum(label_counts[i] for i in indices))
         value, correct, labelled, tokens = 0.0, 0, 0, 0

@@ -6,7 +6,7 @@ import msgspec
 
 from hone.types import EvalCreate
 from honed.config import Settings
-from honed.engines.torch_threads import ThreadGovernor
+from honed.engines.torch_threads import process_governor
 from honed.evaluation.runner import compare, headline, load_model, metrics_payload, run_suite
 from honed.jobs.job_evaluation import judge_runs, record
 from honed.jobs.lifecycle import claim, fail
@@ -25,11 +25,9 @@ def run_eval_job(eval_id: str, settings: Settings, store: Store) -> None:
     request = msgspec.convert(job.spec, EvalCreate)
     registry = ModelRegistry(settings, store)
 
-    # answers are decoded on the cores other programs leave free, as training steps are (torch_threads.py)
-    governor = ThreadGovernor(lambda type_, message, data: store.append_event(eval_id, type_, message, data))
-
     def progress(done: int, total: int) -> None:
-        governor.adjust()
+        # answers are decoded on the cores other programs leave free, as training steps are (torch_threads.py)
+        process_governor().adjust(lambda type_, message, data: store.append_event(eval_id, type_, message, data))
         if store.get_job(eval_id).status != "running":
             raise EvalStopped()
 

@@ -155,13 +155,11 @@ class JobEvaluation:
                                 f"({len(suite.cases)} cases)", {"phase": phase, "suite": suite.name})
         # answers are decoded on the cores other programs leave free, as training steps are (imported here: the
         # API imports this module for a constant and must not load torch for it)
-        from honed.engines.torch_threads import ThreadGovernor
-
-        governor = ThreadGovernor(lambda type_, message, data: self.store.append_event(self.job_id, type_, message,
-                                                                                      data))
+        from honed.engines.torch_threads import process_governor
 
         def progress(done: int, total: int) -> None:
-            governor.adjust()
+            process_governor().adjust(lambda type_, message, data: self.store.append_event(self.job_id, type_,
+                                                                                          message, data))
             self._check_stop(phase)
 
         run = run_suite(model, tokenizer, suite, progress)
