@@ -58,7 +58,7 @@ def test_busy_programs_on_every_core_leave_training_one_thread():
         torch.set_num_threads(before)
 
 
-def test_a_training_run_moves_to_the_free_cores_and_says_so(tiny_model, tmp_path):
+def test_a_training_run_moves_to_the_free_cores_and_says_so(tiny_model, tmp_path, monkeypatch):
     from transformers import AutoTokenizer
 
     from honed.data.example import Example, Message
@@ -74,6 +74,11 @@ def test_a_training_run_moves_to_the_free_cores_and_says_so(tiny_model, tmp_path
     def moved() -> str | None:
         return "cancelled" if any(e[2].get("kind") == "threads" for e in events) else None
 
+    from honed.engines import torch_threads
+
+    # a fresh process governor (starting on every core), as in a new worker: an earlier test in this process may
+    # have left this one's on one thread already
+    monkeypatch.setattr(torch_threads, "_governor", None)
     before = torch.get_num_threads()
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores())]
     try:
