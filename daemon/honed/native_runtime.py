@@ -18,6 +18,7 @@ with it against 2.6 GB with jemalloc, at the same speed. HONED_ALLOCATOR=system 
 from __future__ import annotations
 
 import ctypes.util
+import functools
 import os
 import sys
 from collections.abc import Mapping
@@ -64,8 +65,11 @@ def _allocator_preload(env: Mapping[str, str]) -> dict[str, str]:
     return {"LD_PRELOAD": f"{preload} {library}".strip()}
 
 
+@functools.cache
 def jemalloc_library() -> str | None:
-    """The installed jemalloc that can be preloaded (Linux only: macOS's allocator is another story)."""
+    """The installed jemalloc that can be preloaded (Linux only: macOS's allocator is another story). Looked up
+    once per process: find_library runs ldconfig, and where jemalloc is missing it tries the C compiler too
+    (~120 ms), and every honed command, worker start and probe cache key asks."""
     if not sys.platform.startswith("linux"):
         return None
     return ctypes.util.find_library("jemalloc")
