@@ -18,10 +18,13 @@ import json  # noqa: E402
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 
 from hone.local_daemon import LocalDaemon, free_port
@@ -81,6 +84,23 @@ def redis_url() -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
+
+
+def worker_process(daemon: LocalDaemon) -> psutil.Process:
+    """The worker a `honed serve` started."""
+    return next(p for p in psutil.Process(daemon.process.pid).children(recursive=True) if "worker" in p.cmdline())
+
+
+@contextmanager
+def busy_programs(count: int) -> Iterator[None]:
+    """`count` other programs keeping a core busy each (pure Python loops), for as long as the block runs."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

@@ -16,13 +16,12 @@ import threading
 import time
 
 import httpx
-import psutil
 import pytest
 
 from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 from honed.jobs.store import Store
-from tests.conftest import SECRET_QA, chat_records, write_jsonl
+from tests.conftest import SECRET_QA, chat_records, worker_process, write_jsonl
 
 CHECKPOINT_INTERVAL = 6
 OPTIONS = {"lora_rank": 8, "learning_rate": 3e-3, "checkpoint_interval": CHECKPOINT_INTERVAL, "lora_dropout": 0.1,
@@ -32,10 +31,6 @@ OPTIONS = {"lora_rank": 8, "learning_rate": 3e-3, "checkpoint_interval": CHECKPO
 def step_losses(store: Store, job_id: str) -> list[tuple[int, int, float]]:
     """(event seq, step, training loss) of each step event, in the order they were written."""
     return [(e.seq, e.data["step"], e.data["train_loss"]) for e in store.events_of_type(job_id, "metrics")]
-
-
-def worker_process(daemon: LocalDaemon) -> psutil.Process:
-    return next(p for p in psutil.Process(daemon.process.pid).children(recursive=True) if "worker" in p.cmdline())
 
 
 def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint_and_trains_as_if_never_stopped(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-
 import time
 from pathlib import Path
 
@@ -15,10 +14,7 @@ import pytest
 
 from hone.local_daemon import LocalDaemon, free_port
 from honed.native_runtime import WORKER_SPIN_COUNT, jemalloc_library
-
-
-def _worker(daemon: LocalDaemon) -> psutil.Process:
-    return next(p for p in psutil.Process(daemon.process.pid).children(recursive=True) if "worker" in p.cmdline())
+from tests.conftest import worker_process
 
 
 def _on_jemalloc(pid: int) -> bool:
@@ -41,7 +37,7 @@ def test_the_worker_runs_at_low_os_priority(daemon):
 def test_the_worker_runs_on_jemalloc_and_spins_briefly_while_waiting(honed_home):
     daemon = LocalDaemon(honed_home, free_port(), env={"HONED_OMP_WAIT_POLICY": "auto"}).start()  # the default
     try:
-        worker = _worker(daemon)
+        worker = worker_process(daemon)
         assert _on_jemalloc(worker.pid)
         assert not _on_jemalloc(daemon.process.pid)  # the API keeps the system allocator
         env = worker.environ()
@@ -54,7 +50,7 @@ def test_the_worker_can_keep_the_system_allocator_and_sleep_while_waiting(honed_
     daemon = LocalDaemon(honed_home, free_port(), env={"HONED_ALLOCATOR": "system",
                                                       "HONED_OMP_WAIT_POLICY": "passive"}).start()
     try:
-        worker = _worker(daemon)
+        worker = worker_process(daemon)
         assert not _on_jemalloc(worker.pid)
         env = worker.environ()
         assert env["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in env
@@ -90,7 +86,7 @@ def test_an_unknown_runtime_choice_stops_serve_with_one_line(honed_home, variabl
 
 def test_a_worker_does_not_outlive_a_killed_daemon(daemon):
     serve = psutil.Process(daemon.process.pid)
-    worker = next(p for p in serve.children(recursive=True) if "worker" in p.cmdline())
+    worker = worker_process(daemon)
     serve.kill()  # SIGKILL the API alone: it cannot stop its worker, so the worker must notice by itself
     serve.wait(timeout=10)
     psutil.wait_procs([worker], timeout=10)

@@ -13,6 +13,7 @@ import psutil
 from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 from honed.jobs.store import Store
+from tests.conftest import worker_process
 from tests.integration.test_fine_tune_flow import run_secret_job
 
 
@@ -33,8 +34,7 @@ def test_sigterm_finishes_the_step_checkpoints_it_and_the_job_resumes_there_afte
             # no periodic checkpoint: the only one before the restart is the one the shutdown writes
             job_id = run_secret_job(client, tiny_model, tmp_path, epochs=15, checkpoint_interval=1000)
         wait_for_steps(store, job_id, 3)
-        worker = next(p for p in psutil.Process(first.process.pid).children(recursive=True)
-                      if "worker" in p.cmdline())
+        worker = worker_process(first)
 
         os.kill(first.process.pid, signal.SIGTERM)  # the API process alone, as systemd (KillMode=mixed) and launchd do
         try:

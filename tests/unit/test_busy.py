@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 from honed.jobs.busy import BusyGate
 from honed.observability.cpu_load import OtherLoad
+from tests.conftest import busy_programs
 
 
 def test_other_programs_count_and_our_own_work_does_not():
@@ -18,14 +17,9 @@ def test_other_programs_count_and_our_own_work_does_not():
     while time.monotonic() < until:  # this process keeps a core busy itself
         pass
     assert load.sample() < idle + 0.25  # a whole core of our own would be +0.5 on 2 cores if it counted
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
+    with busy_programs(2):
         time.sleep(1.5)
         assert load.sample() > 0.6
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
 
 
 def test_the_gate_waits_while_busy_and_says_so_once_each_way():

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import torch
 
 from honed.engines.torch_threads import ThreadGovernor, threads_for
 from honed.planning.hardware import cpu_cores
+from tests.conftest import busy_programs
 
 
 def test_threads_are_the_free_cores_and_at_least_one():
@@ -24,11 +23,12 @@ def test_fewer_threads_at_once_more_only_after_two_quiet_windows():
     readings = iter([0.5, 0.0, 0.5, 0.0, 0.0])  # shares of a 2-core machine: 1 core taken, free, ...
     events = []
     before = torch.get_num_threads()
+
+    def tell(*event):
+        events.append(event)
+
     try:
         governor = ThreadGovernor(cores=2, sample=lambda: next(readings), machine_cores=2, window_s=0.0)
-        def tell(*e):
-            events.append(e)
-
         assert torch.get_num_threads() == 2
         assert governor.adjust(tell) == 1  # taken: at once
         assert governor.adjust(tell) == 1  # one free window: maybe a pause between bursts
@@ -45,16 +45,13 @@ def test_fewer_threads_at_once_more_only_after_two_quiet_windows():
 def test_busy_programs_on_every_core_leave_training_one_thread():
     before = torch.get_num_threads()
     events = []
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores())]
     try:
-        governor = ThreadGovernor(window_s=1.0)
-        time.sleep(1.5)
-        assert governor.adjust(lambda *e: events.append(e)) == 1 == torch.get_num_threads()
+        with busy_programs(cpu_cores()):
+            governor = ThreadGovernor(window_s=1.0)
+            time.sleep(1.5)
+            assert governor.adjust(lambda *e: events.append(e)) == 1 == torch.get_num_threads()
         assert events and events[0][2]["other_cores"] >= cpu_cores() - 0.9
     finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
         torch.set_num_threads(before)
 
 
@@ -80,15 +77,12 @@ def test_a_training_run_moves_to_the_free_cores_and_says_so(tiny_model, tmp_path
     # have left this one's on one thread already
     monkeypatch.setattr(torch_threads, "_governor", None)
     before = torch.get_num_threads()
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_cores())]
     try:
-        config = TrainConfig(model_dir=tiny_model, output_dir=tmp_path, lora_rank=4, n_epochs=100, batch_size=4,
-                             checkpoint_interval=10**6, max_seconds=60)
-        result = train(config, examples, [], TrainCallbacks(lambda *e: events.append(e), lambda *a: None, moved))
+        with busy_programs(cpu_cores()):
+            config = TrainConfig(model_dir=tiny_model, output_dir=tmp_path, lora_rank=4, n_epochs=100, batch_size=4,
+                                 checkpoint_interval=10**6, max_seconds=60)
+            result = train(config, examples, [], TrainCallbacks(lambda *e: events.append(e), lambda *a: None, moved))
     finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
         torch.set_num_threads(before)
     assert result.stopped == "cancelled"  # stopped by the event, not by the time limit
     told = [e for e in events if e[2].get("kind") == "threads"]
