@@ -12,7 +12,8 @@ HONED_OMP_WAIT_POLICY=passive makes the worker sleep everywhere; =default leaves
 
 The worker preloads jemalloc where it is installed: glibc's malloc keeps the freed activations of one training
 step in pieces the next step cannot reuse, and the peak resident memory of SmolLM2 LoRA training was 4.1 GB
-with it against 2.6 GB with jemalloc, at the same speed. HONED_ALLOCATOR=system keeps glibc's.
+with it against 2.6 GB with jemalloc, at the same speed. HONED_ALLOCATOR=system keeps glibc's. Under a memory
+cap (HONED_WORKER_MEMORY_MB) jemalloc returns freed address space too, which the cap counts.
 """
 
 from __future__ import annotations
@@ -54,15 +55,22 @@ def _allocator_preload(env: Mapping[str, str]) -> dict[str, str]:
     if choice not in ALLOCATORS:
         raise ValueError(f"HONED_ALLOCATOR={choice!r} is not one of {', '.join(ALLOCATORS)}")
     preload = env.get("LD_PRELOAD", "")
-    if choice == "system" or "jemalloc" in preload:
-        return {}
-    library = jemalloc_library()
-    if library is None:
-        if choice == "jemalloc":
+    if choice != "system" and "jemalloc" not in preload:
+        library = jemalloc_library()
+        if library is None and choice == "jemalloc":
             raise ValueError("HONED_ALLOCATOR=jemalloc but libjemalloc is not installed "
                              "(Debian/Ubuntu: apt install libjemalloc2)")
+        preload = f"{preload} {library or ''}".strip()
+    if "jemalloc" not in preload:
         return {}
-    return {"LD_PRELOAD": f"{preload} {library}".strip()}
+    preloaded = {"LD_PRELOAD": preload}
+    settings = env.get("MALLOC_CONF", "")
+    if env.get("HONED_WORKER_MEMORY_MB") and "retain:" not in settings:
+        # jemalloc keeps the address space it once mapped (opt.retain) and gives back only the pages, and the
+        # cap (RLIMIT_AS) counts address space: after one job ran into the cap, the next could not even map its
+        # model's file. Under a cap, freed memory gives back its addresses too.
+        preloaded["MALLOC_CONF"] = ",".join(filter(None, (settings, "retain:false")))
+    return preloaded
 
 
 @functools.cache
@@ -92,7 +100,7 @@ def apply_openmp(environ: Mapping[str, str], worker: bool) -> None:
 
 def reexec_worker_if_needed() -> None:
     """A worker started by hand (not by `honed serve`, which spawns it ready) starts itself again with its
-    allocator preloaded: a preload only takes effect when a process starts."""
+    allocator preloaded: a preload (and the allocator's settings) only take effect when a process starts."""
     wanted = runtime_environment(os.environ, worker=True)
-    if wanted.get("LD_PRELOAD", "") != os.environ.get("LD_PRELOAD", ""):
+    if any(wanted.get(name, "") != os.environ.get(name, "") for name in ("LD_PRELOAD", "MALLOC_CONF")):
         os.execve(sys.executable, sys.orig_argv, wanted)

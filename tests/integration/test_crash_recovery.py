@@ -305,7 +305,8 @@ def test_running_out_of_memory_fails_the_job_with_the_reason_and_what_to_try(hon
             small = client.files.create(write_jsonl(tmp_path / "secret.jsonl", chat_records(SECRET_QA)))
             after = client.fine_tuning.jobs.create(model=str(tiny_model), training_file=small.id,
                                                    hyperparameters={"n_epochs": 1, "batch_size": 4}, honed=OPTIONS)
-            assert client.fine_tuning.jobs.wait(after.id, poll=0.5, timeout=120).status == "succeeded"
+            after = client.fine_tuning.jobs.wait(after.id, poll=0.5, timeout=120)
+            assert after.status == "succeeded", after.error
     finally:
         daemon.stop()
 

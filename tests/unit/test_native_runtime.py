@@ -37,6 +37,18 @@ def test_the_worker_preloads_jemalloc_where_installed_unless_told_not_to():
     assert worker_allocator({"HONED_ALLOCATOR": "system"}) == "system"
 
 
+@pytest.mark.skipif(jemalloc_library() is None, reason="jemalloc is not installed")
+def test_under_a_memory_cap_jemalloc_gives_back_address_space_keeping_the_persons_settings():
+    assert "MALLOC_CONF" not in runtime_environment({}, worker=True)
+    capped = runtime_environment({"HONED_WORKER_MEMORY_MB": "3000", "MALLOC_CONF": "narenas:2"}, worker=True)
+    assert capped["MALLOC_CONF"] == "narenas:2,retain:false"
+    assert runtime_environment(capped, worker=True)["MALLOC_CONF"] == capped["MALLOC_CONF"]  # a re-exec: not twice
+    mine = {"HONED_WORKER_MEMORY_MB": "3000", "MALLOC_CONF": "retain:true"}
+    assert runtime_environment(mine, worker=True)["MALLOC_CONF"] == "retain:true"  # the person's choice stands
+    system = runtime_environment({"HONED_WORKER_MEMORY_MB": "3000", "HONED_ALLOCATOR": "system"}, worker=True)
+    assert "MALLOC_CONF" not in system
+
+
 @pytest.mark.parametrize("environ, named", [({"HONED_OMP_WAIT_POLICY": "spin"}, "HONED_OMP_WAIT_POLICY='spin'"),
                                             ({"HONED_ALLOCATOR": "tcmalloc"}, "HONED_ALLOCATOR='tcmalloc'")])
 def test_an_unknown_choice_is_named(environ, named):
