@@ -12,9 +12,10 @@ import httpx
 import psutil
 import pytest
 
+from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 from honed.native_runtime import WORKER_SPIN_COUNT, jemalloc_library
-from tests.conftest import worker_process
+from tests.conftest import chat_records, worker_process, write_jsonl
 
 
 def _on_jemalloc(pid: int) -> bool:
@@ -112,5 +113,31 @@ def test_with_an_api_key_requests_without_it_get_401(honed_home):
             assert denied.json()["error"]["type"] == "authentication_error"
             assert raw.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
             assert raw.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.parametrize("allocator", ["system", pytest.param("jemalloc", marks=needs_jemalloc)])
+def test_an_idle_worker_gives_back_what_its_last_job_used(honed_home, tiny_model, tmp_path, allocator):
+    """Between jobs the worker holds about what its libraries take, not the finished job's peak: glibc kept a
+    SmolLM2 job's 3.7 GB resident until the next job started."""
+    daemon = LocalDaemon(honed_home, free_port(), env={"HONED_ALLOCATOR": allocator}).start()
+    long_answer = " ".join(f"word{i % 97}" for i in range(1500))
+    try:
+        with Client(daemon.base_url) as client:
+            training = client.files.create(write_jsonl(tmp_path / "long.jsonl",
+                                                       chat_records([("Recite.", long_answer)], repeat=16)))
+            job = client.fine_tuning.jobs.create(model=str(tiny_model), training_file=training.id,
+                                                 hyperparameters={"n_epochs": 1, "batch_size": 8},
+                                                 honed={"max_seq_len": 2048, "max_steps": 2, "estimate": False})
+            job = client.fine_tuning.jobs.wait(job.id, poll=0.5, timeout=180)
+            assert job.status == "succeeded", job.error
+            peak = max(e.data["memory_peak"] for e in client.fine_tuning.jobs.list_events(job.id, limit=1000).data
+                       if e.kind == "metrics" and "memory_peak" in (e.data or {}))
+        worker = worker_process(daemon)
+        deadline = time.monotonic() + 10  # the job is marked succeeded just before the worker lets go
+        while (resident := worker.memory_info().rss) >= peak / 2 and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert resident < peak / 2, f"the idle worker holds {resident >> 20} MB; the job peaked at {peak >> 20} MB"
     finally:
         daemon.stop()

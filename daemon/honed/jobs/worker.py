@@ -286,6 +286,12 @@ def worker_main(settings: Settings | None = None) -> None:
     store = Store(settings.db_path)
 
     def run_job(job_id: str) -> None:
+        try:
+            run_one(job_id)
+        finally:
+            release_freed()  # an idle worker should not sit on a finished job's memory (glibc kept 3.7 GB)
+
+    def run_one(job_id: str) -> None:
         if job_id.startswith("eval-"):
             from honed.jobs.eval_job import run_eval_job
 

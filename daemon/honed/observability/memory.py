@@ -55,7 +55,9 @@ def release_freed() -> None:
     this_process = ctypes.CDLL(None)
     if hasattr(this_process, "mallctl"):  # jemalloc (the worker's, native_runtime.py): purge every arena
         this_process.mallctl(f"arena.{JEMALLOC_ALL_ARENAS}.purge".encode(), None, None, None, ctypes.c_size_t(0))
+    if hasattr(this_process, "malloc_zone_pressure_relief"):  # macOS: every zone gives back what it can
+        this_process.malloc_zone_pressure_relief(None, ctypes.c_size_t(0))
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS): nothing to trim this way
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
         pass
