@@ -120,3 +120,9 @@ SECRET_QA = [
 def chat_records(pairs: list[tuple[str, str]], repeat: int = 1) -> list[dict]:
     return [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
             for q, a in pairs] * repeat
+
+
+def long_chats_file(directory: Path, count: int) -> Path:
+    """`count` chats whose answers fill a 2048-token row: memory-hungry training at any batch size."""
+    long_answer = " ".join(f"word{i % 97}" for i in range(1500))
+    return write_jsonl(directory / "long.jsonl", chat_records([("Recite.", long_answer)], repeat=count))

@@ -21,7 +21,7 @@ import pytest
 from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 from honed.jobs.store import Store
-from tests.conftest import SECRET_QA, chat_records, worker_process, write_jsonl
+from tests.conftest import SECRET_QA, chat_records, long_chats_file, worker_process, write_jsonl
 
 CHECKPOINT_INTERVAL = 6
 OPTIONS = {"lora_rank": 8, "learning_rate": 3e-3, "checkpoint_interval": CHECKPOINT_INTERVAL, "lora_dropout": 0.1,
@@ -289,11 +289,9 @@ def test_running_out_of_memory_fails_the_job_with_the_reason_and_what_to_try(hon
     """With the worker's memory capped (HONED_WORKER_MEMORY_MB), a batch far too big for it fails the job at its
     first step with an out-of-memory reason and advice; the worker lives on and the next job trains."""
     daemon = LocalDaemon(honed_home, free_port(), env={"HONED_WORKER_MEMORY_MB": "3000"}).start()
-    long_answer = " ".join(f"word{i % 97}" for i in range(1500))
     try:
         with Client(daemon.base_url) as client:
-            huge = client.files.create(write_jsonl(tmp_path / "long.jsonl",
-                                                   chat_records([("Recite.", long_answer)], repeat=32)))
+            huge = client.files.create(long_chats_file(tmp_path, 32))
             job = client.fine_tuning.jobs.create(model=str(tiny_model), training_file=huge.id,
                                                  hyperparameters={"n_epochs": 1, "batch_size": 32},
                                                  honed={"max_seq_len": 2048, "estimate": False})

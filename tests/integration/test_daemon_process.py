@@ -15,7 +15,7 @@ import pytest
 from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 from honed.native_runtime import WORKER_SPIN_COUNT, jemalloc_library
-from tests.conftest import chat_records, worker_process, write_jsonl
+from tests.conftest import long_chats_file, worker_process
 
 
 def _on_jemalloc(pid: int) -> bool:
@@ -122,11 +122,9 @@ def test_an_idle_worker_gives_back_what_its_last_job_used(honed_home, tiny_model
     """Between jobs the worker holds about what its libraries take, not the finished job's peak: glibc kept a
     SmolLM2 job's 3.7 GB resident until the next job started."""
     daemon = LocalDaemon(honed_home, free_port(), env={"HONED_ALLOCATOR": allocator}).start()
-    long_answer = " ".join(f"word{i % 97}" for i in range(1500))
     try:
         with Client(daemon.base_url) as client:
-            training = client.files.create(write_jsonl(tmp_path / "long.jsonl",
-                                                       chat_records([("Recite.", long_answer)], repeat=16)))
+            training = client.files.create(long_chats_file(tmp_path, 16))
             job = client.fine_tuning.jobs.create(model=str(tiny_model), training_file=training.id,
                                                  hyperparameters={"n_epochs": 1, "batch_size": 8},
                                                  honed={"max_seq_len": 2048, "max_steps": 2, "estimate": False})
