@@ -27,7 +27,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
+from hone.types import FineTuningJob
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +124,13 @@ def chat_records(pairs: list[tuple[str, str]], repeat: int = 1) -> list[dict]:
             for q, a in pairs] * repeat
 
 
-def long_chats_file(directory: Path, count: int) -> Path:
-    """`count` chats whose answers fill a 2048-token row: memory-hungry training at any batch size."""
+def train_on_long_chats(client: Client, model: Path, directory: Path, rows: int, batch_size: int,
+                        **honed: object) -> FineTuningJob:
+    """A job on `rows` chats whose answers fill 2048-token rows (memory-hungry training at any batch size), run
+    to its end."""
     long_answer = " ".join(f"word{i % 97}" for i in range(1500))
-    return write_jsonl(directory / "long.jsonl", chat_records([("Recite.", long_answer)], repeat=count))
+    chats = write_jsonl(directory / "long.jsonl", chat_records([("Recite.", long_answer)], repeat=rows))
+    job = client.fine_tuning.jobs.create(model=str(model), training_file=client.files.create(chats).id,
+                                         hyperparameters={"n_epochs": 1, "batch_size": batch_size},
+                                         honed={"max_seq_len": 2048, "estimate": False, **honed})
+    return client.fine_tuning.jobs.wait(job.id, poll=0.5, timeout=180)

@@ -21,7 +21,7 @@ import pytest
 from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 from honed.jobs.store import Store
-from tests.conftest import SECRET_QA, chat_records, long_chats_file, worker_process, write_jsonl
+from tests.conftest import SECRET_QA, chat_records, train_on_long_chats, worker_process, write_jsonl
 
 CHECKPOINT_INTERVAL = 6
 OPTIONS = {"lora_rank": 8, "learning_rate": 3e-3, "checkpoint_interval": CHECKPOINT_INTERVAL, "lora_dropout": 0.1,
@@ -291,11 +291,7 @@ def test_running_out_of_memory_fails_the_job_with_the_reason_and_what_to_try(hon
     daemon = LocalDaemon(honed_home, free_port(), env={"HONED_WORKER_MEMORY_MB": "3000"}).start()
     try:
         with Client(daemon.base_url) as client:
-            huge = client.files.create(long_chats_file(tmp_path, 32))
-            job = client.fine_tuning.jobs.create(model=str(tiny_model), training_file=huge.id,
-                                                 hyperparameters={"n_epochs": 1, "batch_size": 32},
-                                                 honed={"max_seq_len": 2048, "estimate": False})
-            job = client.fine_tuning.jobs.wait(job.id, poll=0.5, timeout=180)
+            job = train_on_long_chats(client, tiny_model, tmp_path, rows=32, batch_size=32)
             assert job.status == "failed"
             assert job.error.code == "out_of_memory", job.error
             assert job.error.message.startswith("out of memory (")

@@ -15,7 +15,7 @@ import pytest
 from hone import Client
 from hone.local_daemon import LocalDaemon, free_port
 from honed.native_runtime import WORKER_SPIN_COUNT, jemalloc_library
-from tests.conftest import long_chats_file, worker_process
+from tests.conftest import train_on_long_chats, worker_process
 
 
 def _on_jemalloc(pid: int) -> bool:
@@ -124,11 +124,7 @@ def test_an_idle_worker_gives_back_what_its_last_job_used(honed_home, tiny_model
     daemon = LocalDaemon(honed_home, free_port(), env={"HONED_ALLOCATOR": "system"}).start()
     try:
         with Client(daemon.base_url) as client:
-            training = client.files.create(long_chats_file(tmp_path, 4))
-            job = client.fine_tuning.jobs.create(model=str(tiny_model), training_file=training.id,
-                                                 hyperparameters={"n_epochs": 1, "batch_size": 4},
-                                                 honed={"max_seq_len": 2048, "max_steps": 1, "estimate": False})
-            job = client.fine_tuning.jobs.wait(job.id, poll=0.5, timeout=180)
+            job = train_on_long_chats(client, tiny_model, tmp_path, rows=4, batch_size=4, max_steps=1)
             assert job.status == "succeeded", job.error
             peak = max(e.data["memory_peak"] for e in client.fine_tuning.jobs.list_events(job.id, limit=1000).data
                        if e.kind == "metrics" and "memory_peak" in (e.data or {}))
