@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import msgspec
 
 from hone.types import EvalCreate
@@ -27,7 +29,7 @@ def run_eval_job(eval_id: str, settings: Settings, store: Store) -> None:
 
     def progress(done: int, total: int) -> None:
         # answers are decoded on the cores other programs leave free, as training steps are (torch_threads.py)
-        process_governor().adjust(lambda type_, message, data: store.append_event(eval_id, type_, message, data))
+        process_governor().adjust(partial(store.append_event, eval_id))
         if store.get_job(eval_id).status != "running":
             raise EvalStopped()
 

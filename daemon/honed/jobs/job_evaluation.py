@@ -10,6 +10,7 @@ view. Each measurement is an `eval` event plus rows in the store's eval_results 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,7 @@ class JobEvaluation:
         from honed.engines.torch_threads import process_governor
 
         def progress(done: int, total: int) -> None:
-            process_governor().adjust(lambda type_, message, data: self.store.append_event(self.job_id, type_,
-                                                                                          message, data))
+            process_governor().adjust(partial(self.store.append_event, self.job_id))
             self._check_stop(phase)
 
         run = run_suite(model, tokenizer, suite, progress)
